@@ -1,0 +1,244 @@
+"""One typed settings model and the layers it is built from.
+
+Precedence, lowest first: defaults < `.ocaml-ai.toml` at the workspace root <
+`initializationOptions` < `workspace/didChangeConfiguration`; the environment
+variables `OCAML_AI_BASE_URL`, `OCAML_AI_MODEL` and `OCAML_AI_API_KEY` override
+the endpoint. A layer with an invalid value is reported (naming the key) and
+left out, so the server keeps running on the last valid settings.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, is_dataclass
+from pathlib import Path
+from typing import Any
+
+import cattrs
+
+CONFIG_FILE = ".ocaml-ai.toml"
+ENV_BASE_URL = "OCAML_AI_BASE_URL"
+ENV_MODEL = "OCAML_AI_MODEL"
+ENV_API_KEY = "OCAML_AI_API_KEY"
+
+#: Ollama's OpenAI-compatible endpoint on its default port.
+DEFAULT_BASE_URL = "http://127.0.0.1:11434/v1"
+DEFAULT_MODEL = "qwen2.5-coder:7b"
+
+
+@dataclass(frozen=True)
+class ModelSettings:
+    """Where the model is and how to call it."""
+
+    base_url: str = DEFAULT_BASE_URL
+    model: str = DEFAULT_MODEL
+    #: Name of an extra environment variable holding the API key (the key itself
+    #: never lives in settings, so it never lands in a file or a log).
+    api_key_env: str = ""
+    temperature: float = 0.2
+    max_tokens: int = 2048
+    #: Seconds to connect, and at most between two bytes of the answer.
+    request_timeout: float = 60.0
+    #: Seconds for the whole model call, retries and all.
+    deadline: float = 180.0
+    stream: bool = True
+
+
+@dataclass(frozen=True)
+class GenerateSettings:
+    """How `ocaml-ai.generate` behaves when the request does not say."""
+
+    candidates: int = 1
+    #: A file longer than this is shown to the model as a window around the target.
+    max_file_lines: int = 1500
+
+
+@dataclass(frozen=True)
+class Settings:
+    model: ModelSettings = field(default_factory=ModelSettings)
+    generate: GenerateSettings = field(default_factory=GenerateSettings)
+
+    def api_key(self, environ: Mapping[str, str] | None = None) -> str | None:
+        """The API key from the environment, or None; never stored in settings."""
+        env = os.environ if environ is None else environ
+        key = env.get(ENV_API_KEY) or (
+            env.get(self.model.api_key_env) if self.model.api_key_env else None
+        )
+        return key or None
+
+
+class SettingsError(ValueError):
+    """A settings layer that cannot be used; the message names the source and key."""
+
+
+_converter = cattrs.Converter(forbid_extra_keys=True)
+
+
+def _strict(kind: type, accepts: tuple[type, ...]) -> None:
+    """No silent coercion: "false" is not a bool and 2.5 is not an int."""
+
+    def hook(value: Any, _: type) -> Any:
+        if isinstance(value, bool) and kind is not bool:
+            raise ValueError(f"expected {kind.__name__}, got a boolean")
+        if not isinstance(value, accepts):
+            raise ValueError(f"expected {kind.__name__}, got {type(value).__name__}")
+        return kind(value)
+
+    _converter.register_structure_hook(kind, hook)
+
+
+_strict(bool, (bool,))
+_strict(int, (int,))
+_strict(float, (int, float))
+_strict(str, (str,))
+_CAMEL = re.compile(r"(?<=[a-z0-9])([A-Z])")
+
+
+def _snake_keys(value: Any) -> Any:
+    """Accept camelCase keys (as VS Code settings have them) beside snake_case."""
+    if isinstance(value, Mapping):
+        return {
+            (_CAMEL.sub(r"_\1", k).lower() if isinstance(k, str) else k): _snake_keys(v)
+            for k, v in value.items()
+        }
+    return value
+
+
+def _merge(base: dict[str, Any], layer: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in layer.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = _merge(dict(out[key]), value)
+        else:
+            out[key] = value
+    return out
+
+
+def _as_dict(settings: Any) -> dict[str, Any]:
+    assert is_dataclass(settings)
+    return {
+        f.name: _as_dict(getattr(settings, f.name))
+        if is_dataclass(getattr(settings, f.name))
+        else getattr(settings, f.name)
+        for f in fields(settings)
+    }
+
+
+def _problems(s: Settings) -> list[str]:
+    """Range checks that the types alone cannot express."""
+    out: list[str] = []
+    m, g = s.model, s.generate
+    if not re.match(r"^https?://[^\s/]+", m.base_url):
+        out.append(f"model.base_url must be an http(s) URL (got {m.base_url!r})")
+    if not m.model.strip():
+        out.append("model.model must not be empty")
+    if not 0.0 <= m.temperature <= 2.0:
+        out.append(f"model.temperature must be between 0 and 2 (got {m.temperature})")
+    if not 1 <= m.max_tokens <= 1_000_000:
+        out.append(f"model.max_tokens must be between 1 and 1000000 (got {m.max_tokens})")
+    if not 0 < m.request_timeout <= 3600:
+        out.append(f"model.request_timeout must be in (0, 3600] seconds (got {m.request_timeout})")
+    if not 0 < m.deadline <= 3600:
+        out.append(f"model.deadline must be in (0, 3600] seconds (got {m.deadline})")
+    if not 1 <= g.candidates <= 10:
+        out.append(f"generate.candidates must be between 1 and 10 (got {g.candidates})")
+    if not 20 <= g.max_file_lines <= 1_000_000:
+        out.append(f"generate.max_file_lines must be at least 20 (got {g.max_file_lines})")
+    return out
+
+
+def structure(data: Mapping[str, Any], source: str) -> Settings:
+    """Build settings from one merged mapping, or raise SettingsError naming the key."""
+    if not isinstance(data, Mapping):
+        raise SettingsError(f"{source}: settings must be an object, got {type(data).__name__}")
+    try:
+        settings = _converter.structure(_snake_keys(data), Settings)
+    except Exception as exc:  # cattrs raises a tree of errors; flatten it
+        details = (
+            cattrs.transform_error(exc)
+            if isinstance(exc, cattrs.BaseValidationError)
+            else [str(exc)]
+        )
+        pretty = "; ".join(d.replace("$.", "").replace(" @ ", " at ") for d in details)
+        raise SettingsError(f"{source}: invalid setting: {pretty}") from None
+    problems = _problems(settings)
+    if problems:
+        raise SettingsError(f"{source}: " + "; ".join(problems))
+    return settings
+
+
+def read_config_file(root: Path | None) -> dict[str, Any]:
+    """The `.ocaml-ai.toml` layer at the workspace root, or {} if there is none."""
+    if root is None:
+        return {}
+    path = root / CONFIG_FILE
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        return {}
+    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise SettingsError(f"{path}: {exc}") from None
+
+
+def environment_layer(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+    env = os.environ if environ is None else environ
+    model: dict[str, Any] = {}
+    if env.get(ENV_BASE_URL):
+        model["base_url"] = env[ENV_BASE_URL]
+    if env.get(ENV_MODEL):
+        model["model"] = env[ENV_MODEL]
+    return {"model": model} if model else {}
+
+
+@dataclass
+class SettingsLayers:
+    """The raw layers, so any one can change and the whole is rebuilt."""
+
+    file: dict[str, Any] = field(default_factory=dict)
+    init_options: dict[str, Any] = field(default_factory=dict)
+    client: dict[str, Any] = field(default_factory=dict)
+
+    def build(self, environ: Mapping[str, str] | None = None) -> tuple[Settings, list[str]]:
+        """Merge every valid layer in precedence order; report the invalid ones."""
+        errors: list[str] = []
+        merged = _as_dict(Settings())
+        layers: list[tuple[str, Any]] = [
+            (CONFIG_FILE, self.file),
+            ("initializationOptions", self.init_options),
+            ("workspace configuration", self.client),
+            ("environment", environment_layer(environ)),
+        ]
+        settings = Settings()
+        for source, layer in layers:
+            if not layer:
+                continue
+            if not isinstance(layer, Mapping):
+                errors.append(f"{source}: settings must be an object")
+                continue
+            candidate = _merge(merged, _snake_keys(layer))
+            try:
+                settings = structure(candidate, source)
+            except SettingsError as exc:
+                errors.append(str(exc))
+                continue
+            merged = candidate
+        return settings, errors
+
+
+def client_section(raw: Any) -> dict[str, Any]:
+    """Pick our section out of what an editor sends as settings.
+
+    Editors send either our section itself or an object holding it under
+    `ocaml-ai` / `ocamlAi`.
+    """
+    if not isinstance(raw, Mapping):
+        return {}
+    for key in ("ocaml-ai", "ocamlAi", "ocaml_ai"):
+        if isinstance(raw.get(key), Mapping):
+            return dict(raw[key])
+    ours = {f.name for f in fields(Settings)}
+    return dict(raw) if ours & set(_snake_keys(raw)) else {}
