@@ -1,0 +1,132 @@
+"""Structure items: the unit the model is asked to rewrite.
+
+An item is a top-level `let`, `type`, `module`, `exception`, ... with the doc
+comments right above it. A request's target is the item around its range; a
+big module is entered so the target stays a size a model rewrites well.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from tree_sitter import Node, Tree
+
+#: Nodes whose named children are structure (or signature) items.
+_CONTAINERS = {"compilation_unit", "structure", "signature"}
+#: An item longer than this is entered when the range lies in one of its sub-items.
+MAX_ITEM_LINES = 150
+#: Node types that name an item, searched breadth-first below it.
+_NAME_TYPES = (
+    "value_name",
+    "type_constructor",
+    "module_name",
+    "module_type_name",
+    "constructor_name",
+    "class_name",
+)
+
+
+@dataclass(frozen=True)
+class Item:
+    """A span of whole lines: `start_line`..`end_line`, 0-based and inclusive."""
+
+    start_byte: int
+    end_byte: int
+    start_line: int
+    end_line: int
+    kind: str
+    name: str | None
+
+    @property
+    def line_count(self) -> int:
+        return self.end_line - self.start_line + 1
+
+
+def _is_item(node: Node) -> bool:
+    return node.is_named and node.type != "comment"
+
+
+def item_name(node: Node) -> str | None:
+    """The defined name of an item (`f` for `let f x = ...`), if it has one."""
+    queue = list(node.named_children)
+    while queue:
+        child = queue.pop(0)
+        if child.type in _NAME_TYPES and child.text is not None:
+            return child.text.decode("utf-8", "replace")
+        if child.type in ("structure", "signature", "function_expression", "fun_expression"):
+            continue  # a name in a body belongs to something else
+        queue.extend(child.named_children)
+    return None
+
+
+def _with_doc_comments(node: Node) -> Node:
+    """The first of the comments that sit directly above `node`, or `node` itself."""
+    first = node
+    prev = node.prev_named_sibling
+    while (
+        prev is not None
+        and prev.type == "comment"
+        and prev.end_point[0] + 1 >= first.start_point[0]
+    ):
+        first = prev
+        prev = prev.prev_named_sibling
+    return first
+
+
+def _inner_container(item: Node, start: int, end: int) -> Node | None:
+    """A structure or signature inside `item` that holds the byte range."""
+    stack = list(item.named_children)
+    while stack:
+        node = stack.pop()
+        if node.start_byte <= start and end <= node.end_byte:
+            if node.type in ("structure", "signature"):
+                return node
+            stack.extend(node.named_children)
+    return None
+
+
+def _span(first: Node, last: Node) -> Item:
+    head = _with_doc_comments(first)
+    end_line = last.end_point[0]
+    if last.end_point[1] == 0 and end_line > last.start_point[0]:
+        end_line -= 1
+    return Item(
+        start_byte=head.start_byte,
+        end_byte=last.end_byte,
+        start_line=head.start_point[0],
+        end_line=end_line,
+        kind=first.type,
+        name=item_name(first) if first == last else None,
+    )
+
+
+def enclosing_item(tree: Tree, start: int, end: int) -> Item | None:
+    """The item(s) around the byte range [start, end].
+
+    A range over several items gives their whole span; a range in a comment
+    or blank lines between items gives the next item (a comment is about what
+    follows it), else the previous one.
+    """
+    container = tree.root_node
+    while True:
+        items = [c for c in container.named_children if _is_item(c)]
+        if not items:
+            return None
+        hit = [c for c in items if c.start_byte <= end and start <= c.end_byte]
+        if start < end:  # a non-empty selection: touching an item is not enough
+            hit = [c for c in hit if c.start_byte < end and start < c.end_byte] or hit
+        elif len(hit) > 1:  # a cursor between two adjacent items: the one it is in
+            hit = [c for c in hit if c.start_byte <= start < c.end_byte] or hit[:1]
+        if not hit:
+            after = [c for c in items if c.start_byte >= end]
+            chosen = after[0] if after else items[-1]
+            return _span(chosen, chosen)
+        if len(hit) == 1:
+            only = hit[0]
+            if only.end_point[0] - only.start_point[0] + 1 > MAX_ITEM_LINES:
+                inner = _inner_container(only, start, end)
+                if inner is not None and any(_is_item(c) for c in inner.named_children):
+                    container = inner
+                    continue
+            return _span(only, only)
+        return _span(hit[0], hit[-1])

@@ -1,0 +1,245 @@
+"""One generation: context → prompt → model → parse → apply → verify → edits.
+
+Plain functions over plain data: the server only wires this to LSP messages
+(progress, cancellation, `workspace/applyEdit`), and tests can run it alone.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from .config import Settings
+from .context.slicer import Context, build_context
+from .edits.apply import apply_file_edit
+from .edits.model import FileApplyResult, ParseResult
+from .edits.parse import parse_answer
+from .edits.workspace_edit import (
+    EditUnsupported,
+    FileChange,
+    build_workspace_edit,
+    unified_diff,
+)
+from .instructions import removal_span
+from .positions import Encoding, LineIndex, decode, encode
+from .prompt import build_messages
+from .providers.base import ModelError, Provider
+from .request import Candidate, GenerateRequest, GenerateResult, Rejected
+from .uris import path_to_uri, uri_to_path
+from .verify.result import OK
+from .verify.syntax import check_syntax
+from .workspace import FileText, PathRefused, Workspace
+
+log = logging.getLogger(__name__)
+
+#: Progress stages, in order; the server reports one message per stage.
+STAGES = ("context", "model", "parse", "apply", "verify")
+
+
+@dataclass(frozen=True)
+class EditorSupport:
+    """What the editor can apply, from its capabilities."""
+
+    encoding: Encoding = Encoding.UTF16
+    document_changes: bool = True
+    create_files: bool = True
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """The request's file before the model: the text it was shown, the slice."""
+
+    current: FileText
+    base_text: str
+    context: Context
+
+
+class GenerationError(Exception):
+    """The request cannot be served at all (no such file, not OCaml, ...)."""
+
+
+def prepare(req: GenerateRequest, ws: Workspace, settings: Settings, enc: Encoding) -> Prepared:
+    """Read the file, take out the instruction comment, and slice the context."""
+    path = uri_to_path(req.uri)
+    if path is None:
+        raise GenerationError(f"{req.uri} is not a file")
+    current = ws.read(path)
+    if current is None:
+        raise GenerationError(f"cannot read {req.uri} (missing, not UTF-8, or too large)")
+    data = encode(current.text)
+    index = LineIndex(data, enc)
+    selection: tuple[int, int] | None = None
+    if req.range is not None:
+        selection = (index.offset(req.range.start), index.offset(req.range.end))
+    if req.comment is not None:
+        start, end = removal_span(
+            data, index.offset(req.comment.start), index.offset(req.comment.end)
+        )
+        data = data[:start] + data[end:]
+        if selection is not None:
+            selection = tuple(  # type: ignore[assignment]
+                o if o <= start else max(start, o - (end - start)) for o in selection
+            )
+    base_text = decode(data)
+    context = build_context(ws, current, base_text, selection, settings.generate.max_file_lines)
+    return Prepared(current, base_text, context)
+
+
+def apply_parsed(
+    parsed: ParseResult, prep: Prepared, ws: Workspace
+) -> tuple[list[FileChange], str | None]:
+    """The file changes a parsed answer makes, or the reason it makes none."""
+    if not parsed.usable:
+        return [], parsed.reason
+    texts: dict[Path, tuple[str | None, FileText | None]] = {}
+    order: list[Path] = []
+    for edit in parsed.edits:
+        try:
+            path = ws.resolve(edit.path, prep.current.path, prep.context.files)
+        except PathRefused as exc:
+            return [], f"refused: {exc}"
+        if path not in texts:
+            if path == prep.current.path:
+                texts[path] = (prep.base_text, prep.current)
+            else:
+                on_disk = ws.read(path)
+                if on_disk is None and path.exists():
+                    return [], f"cannot read {ws.rel(path)} (not UTF-8, or too large)"
+                texts[path] = (on_disk.text if on_disk else None, on_disk)
+            order.append(path)
+        text, source = texts[path]
+        result: FileApplyResult = apply_file_edit(text, edit)
+        if result.text is None:
+            failure = result.failures[0] if result.failures else None
+            why = failure.reason if failure else "it did not apply"
+            hint = f" ({failure.closest})" if failure and failure.closest else ""
+            return [], f"{ws.rel(path)}: {why}{hint}"
+        texts[path] = (result.text, source)
+    if prep.current.path not in texts and prep.base_text != prep.current.text:
+        texts[prep.current.path] = (prep.base_text, prep.current)  # the comment goes anyway
+        order.append(prep.current.path)
+    changes: list[FileChange] = []
+    for path in order:
+        new, source = texts[path]
+        assert new is not None
+        old = source.text if source is not None else None
+        if old == new:
+            continue
+        changes.append(
+            FileChange(
+                path=path,
+                rel=ws.rel(path),
+                uri=source.uri if source else path_to_uri(path),
+                old=old,
+                new=new,
+                version=source.version if source else None,
+            )
+        )
+    if not changes:
+        return [], "the answer changes nothing"
+    return changes, None
+
+
+def verify(
+    changes: list[FileChange],
+    candidate_id: str,
+    model: str,
+    support: EditorSupport,
+) -> Candidate | Rejected:
+    """Check the new texts and turn them into an edit the editor can apply."""
+    verification = check_syntax([(c.rel, c.new) for c in changes])
+    try:
+        edit = build_workspace_edit(
+            changes, support.encoding, support.document_changes, support.create_files
+        )
+    except EditUnsupported as exc:
+        return Rejected(candidate_id, model, str(exc))
+    return Candidate(candidate_id, model, unified_diff(changes), edit, verification, tuple(changes))
+
+
+def rank(candidates: Sequence[Candidate]) -> list[Candidate]:
+    """Verified first, then the smaller diff (sorting is stable for ties)."""
+    return sorted(candidates, key=lambda c: (c.verification.status != OK, c.changed_lines))
+
+
+async def generate(
+    req: GenerateRequest,
+    ws: Workspace,
+    provider: Provider,
+    settings: Settings,
+    support: EditorSupport,
+    report: Callable[[str], None] = lambda stage: None,
+) -> GenerateResult:
+    """Run the pipeline; model failures become `result.error`, never exceptions.
+
+    Cancelling the awaiting task cancels the model call (closing its stream).
+    """
+    result = GenerateResult(id=uuid.uuid4().hex[:12])
+    t0 = time.perf_counter()
+    report("context")
+    try:
+        prep = prepare(req, ws, settings, support.encoding)
+    except GenerationError as exc:
+        result.error = str(exc)
+        return result
+    messages = build_messages(prep.context, req.instruction)
+    result.timings["context_ms"] = (time.perf_counter() - t0) * 1000
+    report("model")
+    n = req.candidates or settings.generate.candidates
+    try:
+        reply = await provider.complete(messages, n=n)
+    except ModelError as exc:
+        result.error = str(exc)
+        result.timings["total_ms"] = (time.perf_counter() - t0) * 1000
+        return result
+    result.timings["model_ms"] = reply.total_ms
+    if reply.first_token_ms is not None:
+        result.timings["first_token_ms"] = reply.first_token_ms
+    ids = [f"{result.id}-{k}" for k in range(len(reply.answers))]
+
+    def timed(stage: str, started: float) -> None:
+        result.timings[f"{stage}_ms"] = (time.perf_counter() - started) * 1000
+
+    report("parse")
+    started = time.perf_counter()
+    parsed = [parse_answer(answer) for answer in reply.answers]
+    timed("parse", started)
+    report("apply")
+    started = time.perf_counter()
+    applied = [apply_parsed(p, prep, ws) for p in parsed]
+    timed("apply", started)
+    report("verify")
+    started = time.perf_counter()
+    found: list[Candidate] = []
+    for cid, (changes, reason) in zip(ids, applied, strict=True):
+        outcome = (
+            Rejected(cid, reply.model, reason)
+            if reason is not None
+            else verify(changes, cid, reply.model, support)
+        )
+        if isinstance(outcome, Candidate):
+            found.append(outcome)
+        else:
+            log.info("candidate %s rejected: %s", outcome.id, outcome.reason)
+            result.rejected.append(outcome)
+    timed("verify", started)
+    result.candidates = rank(found)
+    result.timings["total_ms"] = (time.perf_counter() - t0) * 1000
+    return result
+
+
+def stale_files(changes: Sequence[FileChange], ws: Workspace) -> list[str]:
+    """Files that changed since the candidate was made (their edit would lose work)."""
+    stale: list[str] = []
+    for change in changes:
+        now = ws.read(change.path)
+        if change.old is None:
+            if now is not None or change.path.exists():
+                stale.append(change.rel)
+        elif now is None or now.text != change.old or now.version != change.version:
+            stale.append(change.rel)
+    return stale

@@ -1,0 +1,138 @@
+"""LSP positions in the negotiated encoding, over UTF-8 text.
+
+Documents are kept as UTF-8 bytes (what tree-sitter reads); LSP counts
+`character` in UTF-16 code units by default, or UTF-8 / UTF-32 when
+negotiated. Lines end at `\\n`, `\\r\\n` or `\\r`, as the LSP specification says.
+"""
+
+from __future__ import annotations
+
+import bisect
+import re
+from enum import StrEnum
+
+from lsprotocol import types
+
+EOL = re.compile(rb"\r\n|\r|\n")
+EOL_STR = re.compile(r"\r\n|\r|\n")
+
+
+class Encoding(StrEnum):
+    UTF8 = "utf-8"
+    UTF16 = "utf-16"
+    UTF32 = "utf-32"
+
+    @classmethod
+    def parse(cls, value: object) -> Encoding:
+        """The encoding named by a client or pygls; UTF-16 when unknown."""
+        for enc in cls:
+            if value == enc.value or getattr(value, "value", None) == enc.value:
+                return enc
+        return cls.UTF16
+
+
+def encode(text: str) -> bytes:
+    """UTF-8, keeping lone surrogates an editor may send (they round-trip)."""
+    return text.encode("utf-8", "surrogatepass")
+
+
+def decode(data: bytes) -> str:
+    return data.decode("utf-8", "surrogatepass")
+
+
+def line_starts(data: bytes) -> list[int]:
+    """Byte offset of the start of every line (a final empty line included)."""
+    return [0, *(m.end() for m in EOL.finditer(data))]
+
+
+def line_content_end(data: bytes, starts: list[int], line: int) -> int:
+    """Byte offset where line `line` ends, before its terminator."""
+    end = starts[line + 1] if line + 1 < len(starts) else len(data)
+    if end > starts[line] and data[end - 1 : end] == b"\n":
+        end -= 1
+    if end > starts[line] and data[end - 1 : end] == b"\r":
+        end -= 1
+    return end
+
+
+def units(text: str, encoding: Encoding) -> int:
+    """Length of `text` in the encoding's code units."""
+    if encoding is Encoding.UTF32:
+        return len(text)
+    if encoding is Encoding.UTF8:
+        return len(encode(text))
+    return len(text.encode("utf-16-le", "surrogatepass")) // 2
+
+
+def _col_to_bytes(line: bytes, character: int, encoding: Encoding) -> int:
+    """Byte offset in `line` of a column given in code units (clamped, snapped)."""
+    if character <= 0:
+        return 0
+    if encoding is Encoding.UTF8:
+        col = min(character, len(line))
+        while 0 < col < len(line) and (line[col] & 0xC0) == 0x80:
+            col -= 1  # never split a character
+        return col
+    text = decode(line)
+    seen = 0
+    for index, ch in enumerate(text):
+        width = 1 if encoding is Encoding.UTF32 or ord(ch) <= 0xFFFF else 2
+        if seen + width > character:
+            return len(encode(text[:index]))
+        seen += width
+    return len(line)
+
+
+class LineIndex:
+    """Converts between byte offsets, tree-sitter points and LSP positions."""
+
+    def __init__(self, data: bytes, encoding: Encoding) -> None:
+        self.data = data
+        self.encoding = encoding
+        self.starts = line_starts(data)
+
+    @property
+    def line_count(self) -> int:
+        return len(self.starts)
+
+    def offset(self, pos: types.Position) -> int:
+        """Byte offset of an LSP position; past-the-end positions clamp to the end."""
+        line = max(0, pos.line)
+        if line >= len(self.starts):
+            return len(self.data)
+        start = self.starts[line]
+        end = line_content_end(self.data, self.starts, line)
+        return start + _col_to_bytes(self.data[start:end], pos.character, self.encoding)
+
+    def ts_point(self, offset: int) -> tuple[int, int]:
+        """Tree-sitter point (row, byte column) of a byte offset.
+
+        tree-sitter counts rows at `\n` only, unlike LSP, which also ends a
+        line at a lone `\r`.
+        """
+        return self.data.count(b"\n", 0, offset), offset - (self.data.rfind(b"\n", 0, offset) + 1)
+
+    def position(self, offset: int) -> types.Position:
+        """LSP position of a byte offset."""
+        offset = max(0, min(offset, len(self.data)))
+        row = bisect.bisect_right(self.starts, offset) - 1
+        start = self.starts[row]
+        prefix = self.data[start:offset]
+        if self.encoding is Encoding.UTF8:
+            return types.Position(line=row, character=len(prefix))
+        return types.Position(line=row, character=units(decode(prefix), self.encoding))
+
+    def range(self, start: int, end: int) -> types.Range:
+        return types.Range(start=self.position(start), end=self.position(end))
+
+    def line_text(self, line: int) -> str:
+        if not 0 <= line < len(self.starts):
+            return ""
+        start = self.starts[line]
+        return decode(self.data[start : line_content_end(self.data, self.starts, line)])
+
+
+def end_position(text: str, encoding: Encoding) -> types.Position:
+    """The position just past the last character of `text`."""
+    lines = EOL_STR.split(text)
+    return types.Position(line=len(lines) - 1, character=units(lines[-1], encoding))
