@@ -113,8 +113,10 @@ class LineIndex:
         return self.data.count(b"\n", 0, offset), offset - (self.data.rfind(b"\n", 0, offset) + 1)
 
     def position(self, offset: int) -> types.Position:
-        """LSP position of a byte offset."""
+        """LSP position of a byte offset (inside a character: that character's)."""
         offset = max(0, min(offset, len(self.data)))
+        while 0 < offset < len(self.data) and (self.data[offset] & 0xC0) == 0x80:
+            offset -= 1
         row = bisect.bisect_right(self.starts, offset) - 1
         start = self.starts[row]
         prefix = self.data[start:offset]

@@ -1,0 +1,338 @@
+"""`ocaml-ai-ls edit`: the editor's path, driven from a terminal.
+
+Starts the server as a subprocess and speaks LSP to it over stdio, exactly as
+an editor would; with `--apply` it plays the editor's part of
+`workspace/applyEdit` and writes the files (only inside the root).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import signal
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from lsprotocol import types
+from pygls.lsp.client import LanguageClient
+
+from . import __version__
+from .config import Settings, SettingsError, SettingsLayers, read_config_file
+from .positions import Encoding, LineIndex, decode, encode
+from .uris import path_to_uri, uri_to_path
+from .workspace import find_root
+
+EXIT_OK, EXIT_NO_EDIT, EXIT_USAGE = 0, 1, 2
+_LOCATION = re.compile(r"\A(?P<path>.+?)(?::(?P<line>\d+))?(?::(?P<col>\d+))?\Z")
+REQUEST_ID = "ocaml-ai-edit"
+
+
+@dataclass(frozen=True)
+class EditOptions:
+    location: str
+    instruction: str
+    root: Path | None = None
+    candidates: int | None = None
+    apply: bool = False
+    json: bool = False
+    verbose: bool = False
+
+
+class UsageError(Exception):
+    pass
+
+
+def parse_location(location: str) -> tuple[Path, int | None, int | None]:
+    """`PATH[:LINE[:COL]]` with 1-based LINE and COL, as compilers print them."""
+    match = _LOCATION.match(location)
+    if match is None:
+        raise UsageError(f"cannot read the location {location!r}; expected PATH[:LINE[:COL]]")
+    line = int(match["line"]) if match["line"] else None
+    col = int(match["col"]) if match["col"] else None
+    if line == 0 or col == 0:
+        raise UsageError("LINE and COL count from 1")
+    return Path(match["path"]).resolve(), line, col
+
+
+def _position(text: str, line: int, col: int | None) -> types.Position:
+    """A 1-based line and character column as a UTF-8 LSP position."""
+    lines = text.splitlines() or [""]
+    if line > len(lines):
+        raise UsageError(f"line {line} is past the end of the file ({len(lines)} lines)")
+    content = lines[line - 1]
+    if col is None:
+        chars = len(content) - len(content.lstrip())  # first non-blank character
+    else:
+        chars = min(col - 1, len(content))
+    return types.Position(line=line - 1, character=len(encode(content[:chars])))
+
+
+def _inside(path: Path, root: Path) -> bool:
+    real, real_root = Path(os.path.realpath(path)), Path(os.path.realpath(root))
+    return real == real_root or real_root in real.parents
+
+
+def apply_to_disk(edit: types.WorkspaceEdit, root: Path) -> str | None:
+    """Write a WorkspaceEdit (UTF-8 positions) to files under `root`; the failure or None.
+
+    Every change is checked and computed before the first file is written.
+    """
+    planned: dict[Path, str] = {}
+    created: set[Path] = set()
+
+    def current(path: Path) -> str | None:
+        if path in planned:
+            return planned[path]
+        return decode(path.read_bytes()) if path.is_file() else None
+
+    changes: list[Any] = list(edit.document_changes or [])
+    for uri, edits in (edit.changes or {}).items():
+        changes.append(
+            types.TextDocumentEdit(
+                text_document=types.OptionalVersionedTextDocumentIdentifier(uri=uri, version=None),
+                edits=list(edits),
+            )
+        )
+    for change in changes:
+        uri = change.uri if isinstance(change, types.CreateFile) else None
+        if isinstance(change, types.TextDocumentEdit):
+            uri = change.text_document.uri
+        elif not isinstance(change, types.CreateFile):
+            return f"unsupported resource operation {type(change).__name__}"
+        path = uri_to_path(uri or "")
+        if path is None or not _inside(path, root):
+            return f"{uri} is outside {root}"
+        if isinstance(change, types.CreateFile):
+            if current(path) is not None:
+                return f"{path} already exists"
+            planned[path] = ""
+            created.add(path)
+            continue
+        if change.text_document.version is not None:
+            return f"{path} is not open here, yet the edit expects version {change.text_document.version}"
+        text = current(path)
+        if text is None:
+            return f"{path} does not exist"
+        data = encode(text)
+        index = LineIndex(data, Encoding.UTF8)
+        spans = []
+        for text_edit in change.edits:
+            if not isinstance(text_edit, types.TextEdit):
+                return "annotated text edits are not supported"
+            spans.append(
+                (index.offset(text_edit.range.start), index.offset(text_edit.range.end), text_edit.new_text)
+            )
+        spans.sort(key=lambda s: (s[0], s[1]))
+        for (_, end1, _), (start2, _, _) in zip(spans, spans[1:], strict=False):
+            if start2 < end1:
+                return f"overlapping edits in {path}"
+        for start, end, new in reversed(spans):
+            data = data[:start] + encode(new) + data[end:]
+        planned[path] = decode(data)
+    for path, text in planned.items():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(encode(text))
+        if path.exists():
+            os.chmod(tmp, path.stat().st_mode & 0o7777)
+        os.replace(tmp, path)
+    return None
+
+
+def _check_settings(root: Path) -> Settings:
+    """Refuse bad configuration up front (the server would fall back silently)."""
+    try:
+        layers = SettingsLayers(file=read_config_file(root))
+    except SettingsError as exc:
+        raise UsageError(str(exc)) from None
+    settings, errors = layers.build()
+    if errors:
+        raise UsageError("; ".join(errors))
+    return settings
+
+
+async def _run(opts: EditOptions) -> int:
+    path, line, col = parse_location(opts.location)
+    if not path.is_file():
+        raise UsageError(f"{path} is not a file")
+    root = (opts.root.resolve() if opts.root else find_root(path))
+    if not _inside(path, root):
+        raise UsageError(f"{path} is not inside the root {root}")
+    settings = _check_settings(root)
+    text = decode(path.read_bytes())
+    arg: dict[str, Any] = {
+        "uri": path_to_uri(path),
+        "instruction": opts.instruction,
+        "apply": opts.apply,
+    }
+    if line is not None:
+        pos = _position(text, line, col)
+        arg["range"] = {"start": to_json_pos(pos), "end": to_json_pos(pos)}
+    if opts.candidates is not None:
+        arg["candidates"] = opts.candidates
+
+    client = LanguageClient("ocaml-ai-ls edit", __version__)
+    apply_failure: list[str] = []
+
+    @client.feature(types.WORKSPACE_APPLY_EDIT)
+    def on_apply(params: types.ApplyWorkspaceEditParams) -> types.ApplyWorkspaceEditResult:
+        failure = apply_to_disk(params.edit, root)
+        if failure:
+            apply_failure.append(failure)
+        return types.ApplyWorkspaceEditResult(applied=failure is None, failure_reason=failure)
+
+    @client.feature(types.WINDOW_WORK_DONE_PROGRESS_CREATE)
+    def on_progress_create(params: types.WorkDoneProgressCreateParams) -> None:
+        return None
+
+    @client.feature(types.PROGRESS)
+    def on_progress(params: types.ProgressParams) -> None:
+        message = getattr(params.value, "message", None)
+        if message and sys.stderr.isatty():
+            print(f"\r\x1b[Kocaml-ai: {message}…", end="", file=sys.stderr, flush=True)
+
+    @client.feature(types.WINDOW_SHOW_MESSAGE)
+    def on_message(params: types.ShowMessageParams) -> None:
+        if opts.verbose:
+            print(f"ocaml-ai-ls: {params.message}", file=sys.stderr)
+
+    @client.feature(types.WINDOW_LOG_MESSAGE)
+    def on_log(params: types.LogMessageParams) -> None:
+        if opts.verbose:
+            print(f"ocaml-ai-ls: {params.message}", file=sys.stderr)
+
+    server_args = ["-m", "ocaml_ai_ls", "--log-level", "debug" if opts.verbose else "warning"]
+    await client.start_io(sys.executable, *server_args)
+    drain = asyncio.ensure_future(_drain_stderr(client, opts.verbose))
+    loop = asyncio.get_running_loop()
+    try:
+        await client.initialize_async(
+            types.InitializeParams(
+                process_id=os.getpid(),
+                root_uri=path_to_uri(root),
+                workspace_folders=[types.WorkspaceFolder(uri=path_to_uri(root), name=root.name)],
+                capabilities=_CAPABILITIES,
+            )
+        )
+        client.initialized(types.InitializedParams())
+        request = client.protocol.send_request_async(
+            types.WORKSPACE_EXECUTE_COMMAND,
+            types.ExecuteCommandParams(command="ocaml-ai.generate", arguments=[arg]),
+            msg_id=REQUEST_ID,
+        )
+
+        def interrupt() -> None:
+            client.protocol.notify(types.CANCEL_REQUEST, types.CancelParams(id=REQUEST_ID))
+            request.cancel()
+
+        loop.add_signal_handler(signal.SIGINT, interrupt)
+        try:
+            # the server enforces the model deadline; this only guards against a stuck server
+            result = await asyncio.wait_for(request, settings.model.deadline + 60)
+        except TimeoutError:
+            print("ocaml-ai-ls: the server did not answer in time", file=sys.stderr)
+            return EXIT_NO_EDIT
+        except asyncio.CancelledError:
+            print("\ninterrupted", file=sys.stderr)
+            return 130
+        finally:
+            loop.remove_signal_handler(signal.SIGINT)
+        if sys.stderr.isatty():
+            print("\r\x1b[K", end="", file=sys.stderr)
+        return _report(result, opts, apply_failure)
+    finally:
+        await _stop(client)
+        drain.cancel()
+
+
+def to_json_pos(pos: types.Position) -> dict[str, int]:
+    return {"line": pos.line, "character": pos.character}
+
+
+def _report(result: Any, opts: EditOptions, apply_failure: list[str]) -> int:
+    if not isinstance(result, dict):
+        print(f"ocaml-ai-ls: unexpected answer from the server: {result!r:.200}", file=sys.stderr)
+        return EXIT_NO_EDIT
+    if opts.json:
+        print(json.dumps(result, indent=2))
+    candidates = result.get("candidates") or []
+    if not candidates:
+        print(f"ocaml-ai-ls: {result.get('error') or _rejections(result)}", file=sys.stderr)
+        return EXIT_NO_EDIT
+    best = candidates[0]
+    verification = best.get("verification", {})
+    if not opts.json:
+        print(best.get("diff", ""), end="")
+        print(f"verification: {verification.get('status')}", file=sys.stderr)
+        for err in verification.get("errors", [])[:5]:
+            print(
+                f"  {err['path']}:{err['line']}:{err['column']}: {err['message']}",
+                file=sys.stderr,
+            )
+    if opts.apply and not result.get("applied"):
+        reason = "; ".join(apply_failure) or result.get("error") or "not applied"
+        print(f"ocaml-ai-ls: the edit was not applied: {reason}", file=sys.stderr)
+        return EXIT_NO_EDIT
+    return EXIT_OK
+
+
+def _rejections(result: dict[str, Any]) -> str:
+    reasons = [r.get("reason", "") for r in result.get("rejected") or []]
+    return "no usable edit: " + "; ".join(reasons) if reasons else "no usable edit"
+
+
+async def _drain_stderr(client: LanguageClient, verbose: bool) -> None:
+    """Read the server's stderr so it can never block on a full pipe."""
+    process = getattr(client, "_server", None)
+    stream = getattr(process, "stderr", None)
+    if stream is None:
+        return
+    while line := await stream.readline():
+        if verbose:
+            sys.stderr.write(line.decode("utf-8", "replace"))
+
+
+async def _stop(client: LanguageClient) -> None:
+    try:
+        await asyncio.wait_for(client.shutdown_async(None), 5)
+        client.exit(None)
+    except Exception:
+        pass
+    process = getattr(client, "_server", None)
+    if process is not None:
+        try:
+            await asyncio.wait_for(process.wait(), 5)
+        except TimeoutError:
+            process.kill()
+    await client.stop()
+
+
+_CAPABILITIES = types.ClientCapabilities(
+    general=types.GeneralClientCapabilities(
+        position_encodings=[types.PositionEncodingKind.Utf8]
+    ),
+    window=types.WindowClientCapabilities(work_done_progress=True),
+    workspace=types.WorkspaceClientCapabilities(
+        apply_edit=True,
+        workspace_edit=types.WorkspaceEditClientCapabilities(
+            document_changes=True,
+            resource_operations=[types.ResourceOperationKind.Create],
+        ),
+    ),
+)
+
+
+def run_edit(opts: EditOptions) -> int:
+    """Run one headless edit; the exit status of `ocaml-ai-ls edit`."""
+    try:
+        return asyncio.run(_run(opts))
+    except UsageError as exc:
+        print(f"ocaml-ai-ls edit: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+

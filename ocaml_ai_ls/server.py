@@ -1,0 +1,325 @@
+"""The language server: LSP messages wired to the pipeline, nothing more.
+
+Handlers are a few lines each; the work is in `pipeline`, `code_actions`,
+`documents` and `config`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Generator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from lsprotocol import types
+from pygls.exceptions import JsonRpcInvalidParams
+from pygls.lsp.server import LanguageServer
+from pygls.protocol import LanguageServerProtocol, lsp_method
+
+from . import __version__
+from .code_actions import COMMAND, client_resolves_edit, code_actions
+from .config import (
+    Settings,
+    SettingsError,
+    SettingsLayers,
+    client_section,
+    read_config_file,
+)
+from .documents import DocumentStore
+from .instructions import find_instructions
+from .pipeline import STAGES, EditorSupport, generate, stale_files
+from .positions import Encoding
+from .progress import Progress
+from .providers import make_provider
+from .providers.openai import OpenAICompatible
+from .request import GenerateRequest, GenerateResult, RequestError, parse_request
+from .uris import uri_to_path
+from .workspace import Workspace, find_root
+
+log = logging.getLogger(__name__)
+
+CONFIG_SECTION = "ocaml-ai"
+
+
+class OcamlAiProtocol(LanguageServerProtocol):
+    """pygls' protocol with two changes: UTF-8 preferred, and cancellable commands.
+
+    pygls runs a command's handler as a task under its own id, so
+    `$/cancelRequest` for `workspace/executeCommand` would not reach it; we map
+    the request id to the task and cancel it too.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.cancellable: dict[int | str, asyncio.Task[Any]] = {}
+
+    @lsp_method(types.INITIALIZE)
+    def lsp_initialize(self, params: types.InitializeParams) -> Generator[Any, Any, Any]:
+        general = params.capabilities.general
+        if general is not None and general.position_encodings:
+            offered = [Encoding.parse(e) for e in general.position_encodings]
+            # UTF-8 when offered (our native unit), else UTF-16 (always allowed)
+            general.position_encodings = [
+                types.PositionEncodingKind.Utf8
+                if Encoding.UTF8 in offered
+                else types.PositionEncodingKind.Utf16
+            ]
+        return (yield from super().lsp_initialize(params))
+
+    def _handle_cancel_notification(self, msg_id: int | str) -> None:
+        task = self.cancellable.pop(msg_id, None)
+        if task is not None:
+            task.cancel()
+        super()._handle_cancel_notification(msg_id)
+
+
+class OcamlAiServer(LanguageServer):
+    def __init__(self) -> None:
+        super().__init__(
+            "ocaml-ai-ls",
+            __version__,
+            protocol_cls=OcamlAiProtocol,
+            text_document_sync_kind=types.TextDocumentSyncKind.Incremental,
+        )
+        self.documents = DocumentStore()
+        self.layers = SettingsLayers()
+        self.settings = Settings()
+        self.folders: list[Path] = []
+        self.startup_errors: list[str] = []
+        self._provider: OpenAICompatible | None = None
+        self._provider_key: tuple[Any, ...] | None = None
+
+    @property
+    def lsp(self) -> OcamlAiProtocol:
+        assert isinstance(self.protocol, OcamlAiProtocol)
+        return self.protocol
+
+    # -- settings ---------------------------------------------------------
+
+    def show(self, message: str, kind: types.MessageType = types.MessageType.Error) -> None:
+        self.window_show_message(types.ShowMessageParams(type=kind, message=message))
+
+    def adopt(self, layers: SettingsLayers, changed: str | None) -> list[str]:
+        """Use new layers unless the changed one is invalid; return the errors."""
+        settings, errors = layers.build()
+        if changed is not None and any(e.startswith(changed) for e in errors):
+            return [e for e in errors if e.startswith(changed)]
+        self.layers, self.settings = layers, settings
+        return errors
+
+    def provider(self) -> OpenAICompatible:
+        """The provider for the current settings, rebuilt when they change."""
+        key = (self.settings.model, self.settings.api_key())
+        if self._provider is None or key != self._provider_key:
+            old = self._provider
+            self._provider, self._provider_key = make_provider(self.settings), key
+            if old is not None:
+                asyncio.ensure_future(old.aclose())
+        return self._provider
+
+    # -- requests ----------------------------------------------------------
+
+    def support(self) -> EditorSupport:
+        caps = self.client_capabilities
+        ws_edit = caps.workspace.workspace_edit if caps.workspace else None
+        ops = (ws_edit.resource_operations or []) if ws_edit else []
+        return EditorSupport(
+            encoding=self.documents.encoding,
+            document_changes=bool(ws_edit and ws_edit.document_changes),
+            create_files=types.ResourceOperationKind.Create in ops,
+        )
+
+    def workspace_for(self, uri: str) -> Workspace:
+        path = uri_to_path(uri)
+        if path is None:
+            raise RequestError(f"{uri} is not a file URI")
+        return Workspace(find_root(path, self.folders), self.documents)
+
+    async def run_generation(self, req: GenerateRequest, title: str) -> GenerateResult:
+        """Run the pipeline with progress; a cancelled progress gives a cancelled result."""
+        ws = self.workspace_for(req.uri)
+        progress = Progress(self, title)
+        await progress.begin(STAGES[0])
+        job = asyncio.ensure_future(
+            generate(req, ws, self.provider(), self.settings, self.support(), progress.report)
+        )
+        progress.on_cancel(job.cancel)
+        try:
+            result = await job
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            progress.end("cancelled")
+            if task is not None and task.cancelling():
+                job.cancel()
+                raise  # $/cancelRequest: LSP answers RequestCancelled
+            return GenerateResult(id="", cancelled=True, error="cancelled")
+        if req.apply and result.best is not None:
+            progress.report("applying")
+            await self.apply(result, ws, req.instruction)
+        progress.end(result.failure() if result.best is None else "done")
+        return result
+
+    async def apply(self, result: GenerateResult, ws: Workspace, instruction: str) -> None:
+        """Send the best candidate with `workspace/applyEdit`, unless a file moved on."""
+        best = result.best
+        assert best is not None
+        stale = stale_files(best.changes, ws)
+        if stale:
+            result.error = (
+                f"{', '.join(stale)} changed while the edit was being made; nothing was applied"
+            )
+            return
+        answer = await self.workspace_apply_edit_async(
+            types.ApplyWorkspaceEditParams(edit=best.edit, label=f"AI: {instruction[:60]}")
+        )
+        result.applied = bool(answer.applied)
+        if not answer.applied:
+            result.error = "the editor did not apply the edit" + (
+                f": {answer.failure_reason}" if answer.failure_reason else ""
+            )
+
+
+def create_server() -> OcamlAiServer:
+    """A server with every feature registered (a function, so tests can make many)."""
+    server = OcamlAiServer()
+
+    @server.feature(types.INITIALIZE)
+    def initialize(ls: OcamlAiServer, params: types.InitializeParams) -> None:
+        ls.documents.encoding = Encoding.parse(ls.workspace.position_encoding)
+        folders = [uri_to_path(f.uri) for f in params.workspace_folders or []]
+        if not folders and params.root_uri:
+            folders = [uri_to_path(params.root_uri)]
+        elif not folders and params.root_path:
+            folders = [Path(params.root_path)]
+        ls.folders = [f for f in folders if f is not None]
+        layers = SettingsLayers(init_options=client_section(params.initialization_options))
+        try:
+            layers.file = read_config_file(ls.folders[0] if ls.folders else None)
+        except SettingsError as exc:
+            ls.startup_errors.append(str(exc))
+        ls.startup_errors.extend(ls.adopt(layers, None))
+
+    @server.feature(types.INITIALIZED)
+    async def initialized(ls: OcamlAiServer, params: types.InitializedParams) -> None:
+        for error in ls.startup_errors:
+            ls.show(f"ocaml-ai-ls settings: {error}")
+        caps = ls.client_capabilities.workspace
+        if caps and caps.configuration:
+            await pull_configuration(ls)
+
+    async def pull_configuration(ls: OcamlAiServer) -> None:
+        try:
+            items = await asyncio.wait_for(
+                ls.workspace_configuration_async(
+                    types.ConfigurationParams(
+                        items=[types.ConfigurationItem(section=CONFIG_SECTION)]
+                    )
+                ),
+                5,
+            )
+        except Exception as exc:
+            log.info("workspace/configuration failed: %s", exc)
+            return
+        if items and isinstance(items[0], dict):
+            update_client_settings(ls, items[0])
+
+    def update_client_settings(ls: OcamlAiServer, section: dict[str, Any]) -> None:
+        errors = ls.adopt(replace(ls.layers, client=section), "workspace configuration")
+        for error in errors:
+            if error.startswith("workspace configuration"):
+                ls.show(f"ocaml-ai-ls settings: {error} (keeping the previous settings)")
+
+    @server.feature(types.WORKSPACE_DID_CHANGE_CONFIGURATION)
+    async def did_change_configuration(
+        ls: OcamlAiServer, params: types.DidChangeConfigurationParams
+    ) -> None:
+        section = client_section(params.settings)
+        if section:
+            update_client_settings(ls, section)
+        elif ls.client_capabilities.workspace and ls.client_capabilities.workspace.configuration:
+            await pull_configuration(ls)
+
+    @server.feature(types.TEXT_DOCUMENT_DID_OPEN)
+    def did_open(ls: OcamlAiServer, params: types.DidOpenTextDocumentParams) -> None:
+        ls.documents.open(params.text_document)
+
+    @server.feature(types.TEXT_DOCUMENT_DID_CHANGE)
+    def did_change(ls: OcamlAiServer, params: types.DidChangeTextDocumentParams) -> None:
+        ls.documents.change(params)
+
+    @server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
+    def did_close(ls: OcamlAiServer, params: types.DidCloseTextDocumentParams) -> None:
+        ls.documents.close(params.text_document.uri)
+
+    @server.feature(
+        types.TEXT_DOCUMENT_CODE_ACTION,
+        types.CodeActionOptions(
+            code_action_kinds=[
+                types.CodeActionKind.RefactorRewrite,
+                types.CodeActionKind.QuickFix,
+            ],
+            resolve_provider=True,
+        ),
+    )
+    def code_action(
+        ls: OcamlAiServer, params: types.CodeActionParams
+    ) -> list[types.CodeAction] | None:
+        doc = ls.documents.get(params.text_document.uri)
+        if doc is None:
+            return None
+        return code_actions(doc, params, client_resolves_edit(ls.client_capabilities)) or None
+
+    @server.feature(types.CODE_ACTION_RESOLVE)
+    async def code_action_resolve(
+        ls: OcamlAiServer, action: types.CodeAction
+    ) -> types.CodeAction:
+        try:
+            req = parse_request(action.data)
+            version = action.data.get("version") if isinstance(action.data, dict) else None
+            req = locate_again(ls, req, version)
+        except RequestError as exc:
+            ls.show(f"AI: {exc}")
+            return action
+        result = await ls.run_generation(req, action.title)
+        if result.best is None:
+            ls.show(f"{action.title}: {result.failure()}")
+            return action
+        action.edit = result.best.edit
+        return action
+
+    def locate_again(
+        ls: OcamlAiServer, req: GenerateRequest, version: object
+    ) -> GenerateRequest:
+        """Find a resolved action's instruction comment again if the buffer moved on."""
+        doc = ls.documents.get(req.uri)
+        if req.comment is None or doc is None or doc.version == version:
+            return req
+        original = req.comment
+        for found in find_instructions(doc, original.start.line, original.end.line):
+            if found.text == req.instruction:
+                rng = doc.index.range(found.start_byte, found.end_byte)
+                return replace(req, range=rng, comment=rng)
+        raise RequestError("the instruction comment is no longer there; ask again")
+
+    @server.command(COMMAND)
+    async def generate_command(ls: OcamlAiServer, *args: Any) -> dict[str, Any]:
+        try:
+            req = parse_request(list(args))
+        except RequestError as exc:
+            raise JsonRpcInvalidParams(f"{COMMAND}: {exc}") from None
+        msg_id = ls.lsp.msg_id
+        task = asyncio.current_task()
+        if msg_id is not None and task is not None:
+            ls.lsp.cancellable[msg_id] = task
+        try:
+            result = await ls.run_generation(req, f"AI: {req.instruction[:50]}")
+        finally:
+            if msg_id is not None:
+                ls.lsp.cancellable.pop(msg_id, None)
+        if req.apply and result.error and not result.cancelled:
+            ls.show(f"AI: {result.error}")
+        return result.to_json()
+
+    return server
