@@ -50,7 +50,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args_in = list(sys.argv[1:] if argv is None else argv)
-    if not args_in or (args_in[0] not in COMMANDS and args_in[0] not in ("-h", "--help", "--version")):
+    if not args_in or args_in[0] not in (*COMMANDS, "-h", "--help", "--version"):
         args_in.insert(0, "serve")  # options without a command are serve's
     parser = _parser()
     args = parser.parse_args(args_in)

@@ -23,7 +23,8 @@ from pygls.lsp.client import LanguageClient
 
 from . import __version__
 from .config import Settings, SettingsError, SettingsLayers, read_config_file
-from .positions import Encoding, LineIndex, decode, encode
+from .edits.client_apply import ApplyRefused, plan_workspace_edit
+from .positions import Encoding, decode, encode
 from .uris import path_to_uri, uri_to_path
 from .workspace import find_root
 
@@ -65,10 +66,8 @@ def _position(text: str, line: int, col: int | None) -> types.Position:
     if line > len(lines):
         raise UsageError(f"line {line} is past the end of the file ({len(lines)} lines)")
     content = lines[line - 1]
-    if col is None:
-        chars = len(content) - len(content.lstrip())  # first non-blank character
-    else:
-        chars = min(col - 1, len(content))
+    # no column: the first non-blank character
+    chars = len(content) - len(content.lstrip()) if col is None else min(col - 1, len(content))
     return types.Position(line=line - 1, character=len(encode(content[:chars])))
 
 
@@ -82,59 +81,20 @@ def apply_to_disk(edit: types.WorkspaceEdit, root: Path) -> str | None:
 
     Every change is checked and computed before the first file is written.
     """
-    planned: dict[Path, str] = {}
-    created: set[Path] = set()
 
-    def current(path: Path) -> str | None:
-        if path in planned:
-            return planned[path]
-        return decode(path.read_bytes()) if path.is_file() else None
-
-    changes: list[Any] = list(edit.document_changes or [])
-    for uri, edits in (edit.changes or {}).items():
-        changes.append(
-            types.TextDocumentEdit(
-                text_document=types.OptionalVersionedTextDocumentIdentifier(uri=uri, version=None),
-                edits=list(edits),
-            )
-        )
-    for change in changes:
-        uri = change.uri if isinstance(change, types.CreateFile) else None
-        if isinstance(change, types.TextDocumentEdit):
-            uri = change.text_document.uri
-        elif not isinstance(change, types.CreateFile):
-            return f"unsupported resource operation {type(change).__name__}"
-        path = uri_to_path(uri or "")
+    def read(uri: str) -> tuple[str, int | None] | None:
+        path = uri_to_path(uri)
         if path is None or not _inside(path, root):
-            return f"{uri} is outside {root}"
-        if isinstance(change, types.CreateFile):
-            if current(path) is not None:
-                return f"{path} already exists"
-            planned[path] = ""
-            created.add(path)
-            continue
-        if change.text_document.version is not None:
-            return f"{path} is not open here, yet the edit expects version {change.text_document.version}"
-        text = current(path)
-        if text is None:
-            return f"{path} does not exist"
-        data = encode(text)
-        index = LineIndex(data, Encoding.UTF8)
-        spans = []
-        for text_edit in change.edits:
-            if not isinstance(text_edit, types.TextEdit):
-                return "annotated text edits are not supported"
-            spans.append(
-                (index.offset(text_edit.range.start), index.offset(text_edit.range.end), text_edit.new_text)
-            )
-        spans.sort(key=lambda s: (s[0], s[1]))
-        for (_, end1, _), (start2, _, _) in zip(spans, spans[1:], strict=False):
-            if start2 < end1:
-                return f"overlapping edits in {path}"
-        for start, end, new in reversed(spans):
-            data = data[:start] + encode(new) + data[end:]
-        planned[path] = decode(data)
-    for path, text in planned.items():
+            raise ApplyRefused(f"{uri} is outside {root}")
+        return (decode(path.read_bytes()), None) if path.is_file() else None
+
+    try:
+        planned = plan_workspace_edit(edit, read, Encoding.UTF8)
+    except (ApplyRefused, OSError, UnicodeDecodeError) as exc:
+        return str(exc)
+    for uri, text in planned.items():
+        path = uri_to_path(uri)
+        assert path is not None
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         with os.fdopen(fd, "wb") as fh:

@@ -90,6 +90,7 @@ class OcamlAiServer(LanguageServer):
         self.startup_errors: list[str] = []
         self._provider: OpenAICompatible | None = None
         self._provider_key: tuple[Any, ...] | None = None
+        self._closing: asyncio.Future[None] | None = None
 
     @property
     def lsp(self) -> OcamlAiProtocol:
@@ -116,7 +117,7 @@ class OcamlAiServer(LanguageServer):
             old = self._provider
             self._provider, self._provider_key = make_provider(self.settings), key
             if old is not None:
-                asyncio.ensure_future(old.aclose())
+                self._closing = asyncio.ensure_future(old.aclose())
         return self._provider
 
     # -- requests ----------------------------------------------------------
@@ -127,7 +128,9 @@ class OcamlAiServer(LanguageServer):
         ops = (ws_edit.resource_operations or []) if ws_edit else []
         return EditorSupport(
             encoding=self.documents.encoding,
-            document_changes=bool(ws_edit and ws_edit.document_changes),
+            # resource operations exist only in documentChanges, so a client that
+            # lists them handles documentChanges even if it does not say so (Neovim)
+            document_changes=bool(ws_edit and (ws_edit.document_changes or ops)),
             create_files=types.ResourceOperationKind.Create in ops,
         )
 

@@ -1,0 +1,36 @@
+"""Shared fixtures: a scripted model on 127.0.0.1, a copy of the example project,
+and an editor session with the real server process."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+
+from tests.editor import Editor, copy_example, start_editor, stop_editor
+from tests.model_server import ScriptedModel
+
+
+@pytest.fixture
+def model() -> Iterator[ScriptedModel]:
+    server = ScriptedModel().start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    return copy_example(tmp_path)
+
+
+@pytest_asyncio.fixture
+async def editor(project: Path, model: ScriptedModel) -> AsyncIterator[Editor]:
+    ed = await start_editor(project, model.base_url)
+    try:
+        yield ed
+    finally:
+        await stop_editor(ed)

@@ -1,0 +1,200 @@
+"""A scripted editor for end-to-end tests: the real server over stdio (pytest-lsp).
+
+It opens documents, sends changes, asks for code actions and commands, and
+applies `workspace/applyEdit` the way editors do (refusing stale versions),
+so tests check the text a user would end up with.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+from lsprotocol import types
+from pytest_lsp import ClientServerConfig, LanguageClient, client_capabilities
+
+from ocaml_ai_ls.edits.client_apply import ApplyRefused, plan_workspace_edit
+from ocaml_ai_ls.positions import Encoding
+from ocaml_ai_ls.uris import path_to_uri, uri_to_path
+
+EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "shapes"
+#: Client capabilities: a generic client with everything we use.
+FULL = types.ClientCapabilities(
+    general=types.GeneralClientCapabilities(
+        position_encodings=[types.PositionEncodingKind.Utf16]
+    ),
+    window=types.WindowClientCapabilities(work_done_progress=True),
+    workspace=types.WorkspaceClientCapabilities(
+        apply_edit=True,
+        configuration=False,
+        workspace_edit=types.WorkspaceEditClientCapabilities(
+            document_changes=True,
+            resource_operations=[types.ResourceOperationKind.Create],
+        ),
+    ),
+)
+
+
+def copy_example(dest: Path) -> Path:
+    root = dest / "shapes"
+    shutil.copytree(EXAMPLE, root, ignore=shutil.ignore_patterns("_build"))
+    return root
+
+
+def server_env(base_url: str, **extra: str) -> dict[str, str]:
+    """The environment without any endpoint the developer may have set."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OCAML_AI_")}
+    env["OCAML_AI_BASE_URL"] = base_url
+    env.update(extra)
+    return env
+
+
+class Editor:
+    """One client session against one project root."""
+
+    def __init__(self, client: LanguageClient, root: Path, encoding: Encoding) -> None:
+        self.client = client
+        self.root = root
+        self.encoding = encoding
+        self.open_docs: dict[str, tuple[str, int]] = {}
+        self.applied: list[types.WorkspaceEdit] = []
+        self.refused: list[str] = []
+        self.accept_edits = True
+
+    # -- documents ------------------------------------------------------------
+
+    def uri(self, rel: str) -> str:
+        return path_to_uri(self.root / rel)
+
+    def open(self, rel: str, text: str | None = None) -> str:
+        uri = self.uri(rel)
+        content = (self.root / rel).read_text() if text is None else text
+        self.open_docs[uri] = (content, 1)
+        self.client.text_document_did_open(
+            types.DidOpenTextDocumentParams(
+                text_document=types.TextDocumentItem(
+                    uri=uri, language_id="ocaml", version=1, text=content
+                )
+            )
+        )
+        return uri
+
+    def replace_all(self, uri: str, text: str) -> None:
+        _, version = self.open_docs[uri]
+        self.open_docs[uri] = (text, version + 1)
+        self.client.text_document_did_change(
+            types.DidChangeTextDocumentParams(
+                text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=version + 1),
+                content_changes=[types.TextDocumentContentChangeWholeDocument(text=text)],
+            )
+        )
+
+    def text(self, rel: str) -> str:
+        uri = self.uri(rel)
+        if uri in self.open_docs:
+            return self.open_docs[uri][0]
+        return (self.root / rel).read_text()
+
+    # -- the editor's side of workspace/applyEdit -------------------------------
+
+    def _read(self, uri: str) -> tuple[str, int | None] | None:
+        if uri in self.open_docs:
+            return self.open_docs[uri]
+        path = uri_to_path(uri)
+        return (path.read_text(), None) if path and path.is_file() else None
+
+    def apply(self, edit: types.WorkspaceEdit) -> types.ApplyWorkspaceEditResult:
+        if not self.accept_edits:
+            self.refused.append("user declined")
+            return types.ApplyWorkspaceEditResult(applied=False, failure_reason="user declined")
+        try:
+            planned = plan_workspace_edit(edit, self._read, self.encoding)
+        except ApplyRefused as exc:
+            self.refused.append(str(exc))
+            return types.ApplyWorkspaceEditResult(applied=False, failure_reason=str(exc))
+        for uri, text in planned.items():
+            if uri in self.open_docs:
+                self.replace_all(uri, text)
+            else:
+                path = uri_to_path(uri)
+                assert path is not None
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_text(text)
+        self.applied.append(edit)
+        return types.ApplyWorkspaceEditResult(applied=True)
+
+    # -- requests ---------------------------------------------------------------
+
+    async def generate(self, timeout: float = 30, **arg: Any) -> dict[str, Any]:
+        result = await asyncio.wait_for(
+            self.client.workspace_execute_command_async(
+                types.ExecuteCommandParams(command="ocaml-ai.generate", arguments=[arg])
+            ),
+            timeout,
+        )
+        assert isinstance(result, dict)
+        return result
+
+    async def code_actions(self, uri: str, line: int, character: int = 0,
+                           diagnostics: list[types.Diagnostic] | None = None,
+                           ) -> list[types.CodeAction]:
+        pos = types.Position(line=line, character=character)
+        actions = await self.client.text_document_code_action_async(
+            types.CodeActionParams(
+                text_document=types.TextDocumentIdentifier(uri=uri),
+                range=types.Range(start=pos, end=pos),
+                context=types.CodeActionContext(diagnostics=diagnostics or []),
+            )
+        )
+        return [a for a in actions or [] if isinstance(a, types.CodeAction)]
+
+    def progress_messages(self) -> list[str]:
+        out: list[str] = []
+        for reports in self.client.progress_reports.values():
+            out.extend(getattr(r, "message", None) or "" for r in reports)
+        return out
+
+    def shown(self) -> list[str]:
+        return [m.message for m in self.client.messages]
+
+
+async def start_editor(
+    root: Path,
+    base_url: str,
+    capabilities: types.ClientCapabilities | str = FULL,
+    init_options: dict[str, Any] | None = None,
+    env: dict[str, str] | None = None,
+) -> Editor:
+    """Start the real server as a subprocess and initialize a session."""
+    config = ClientServerConfig(
+        server_command=[sys.executable, "-m", "ocaml_ai_ls"],
+        server_env=env or server_env(base_url),
+    )
+    client = await config.start()
+    assert isinstance(client, LanguageClient)
+    caps = client_capabilities(capabilities) if isinstance(capabilities, str) else capabilities
+    result = await client.initialize_session(
+        types.InitializeParams(
+            capabilities=caps,
+            root_uri=path_to_uri(root),
+            workspace_folders=[types.WorkspaceFolder(uri=path_to_uri(root), name=root.name)],
+            initialization_options=init_options,
+        )
+    )
+    encoding = Encoding.parse(result.capabilities.position_encoding)
+    editor = Editor(client, root, encoding)
+    client.feature(types.WORKSPACE_APPLY_EDIT)(
+        lambda params: editor.apply(params.edit)
+    )
+    return editor
+
+
+async def stop_editor(editor: Editor) -> None:
+    try:
+        await asyncio.wait_for(editor.client.shutdown_session(), 10)
+    finally:
+        await editor.client.stop()
