@@ -121,7 +121,7 @@ async def _run(opts: EditOptions) -> int:
     path, line, col = parse_location(opts.location)
     if not path.is_file():
         raise UsageError(f"{path} is not a file")
-    root = (opts.root.resolve() if opts.root else find_root(path))
+    root = opts.root.resolve() if opts.root else find_root(path)
     if not _inside(path, root):
         raise UsageError(f"{path} is not inside the root {root}")
     settings = _check_settings(root)
@@ -270,13 +270,11 @@ async def _stop(client: LanguageClient) -> None:
             await asyncio.wait_for(process.wait(), 5)
         except TimeoutError:
             process.kill()
-    await client.stop()
+    await client.stop()  # type: ignore[no-untyped-call]
 
 
 _CAPABILITIES = types.ClientCapabilities(
-    general=types.GeneralClientCapabilities(
-        position_encodings=[types.PositionEncodingKind.Utf8]
-    ),
+    general=types.GeneralClientCapabilities(position_encodings=[types.PositionEncodingKind.Utf8]),
     window=types.WindowClientCapabilities(work_done_progress=True),
     workspace=types.WorkspaceClientCapabilities(
         apply_edit=True,
@@ -295,4 +293,3 @@ def run_edit(opts: EditOptions) -> int:
     except UsageError as exc:
         print(f"ocaml-ai-ls edit: {exc}", file=sys.stderr)
         return EXIT_USAGE
-

@@ -20,7 +20,7 @@ from .verify.result import Verification
 
 MAX_INSTRUCTION_CHARS = 4000
 MAX_CANDIDATES = 10
-_converter = default_converter()
+_converter = default_converter()  # type: ignore[no-untyped-call]
 
 
 class RequestError(ValueError):
@@ -41,7 +41,7 @@ def _range(value: Any, name: str) -> types.Range | None:
     if value is None:
         return None
     try:
-        rng = _converter.structure(value, types.Range)
+        rng: types.Range = _converter.structure(value, types.Range)
     except Exception:
         raise RequestError(
             f"`{name}` must be an LSP range {{start: {{line, character}}, end: ...}}"

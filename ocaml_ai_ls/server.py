@@ -148,7 +148,11 @@ class OcamlAiServer(LanguageServer):
         job = asyncio.ensure_future(
             generate(req, ws, self.provider(), self.settings, self.support(), progress.report)
         )
-        progress.on_cancel(job.cancel)
+
+        def cancel_job() -> None:
+            job.cancel()
+
+        progress.on_cancel(cancel_job)
         try:
             result = await job
         except asyncio.CancelledError:
@@ -275,9 +279,7 @@ def create_server() -> OcamlAiServer:
         return code_actions(doc, params, client_resolves_edit(ls.client_capabilities)) or None
 
     @server.feature(types.CODE_ACTION_RESOLVE)
-    async def code_action_resolve(
-        ls: OcamlAiServer, action: types.CodeAction
-    ) -> types.CodeAction:
+    async def code_action_resolve(ls: OcamlAiServer, action: types.CodeAction) -> types.CodeAction:
         try:
             req = parse_request(action.data)
             version = action.data.get("version") if isinstance(action.data, dict) else None
@@ -292,9 +294,7 @@ def create_server() -> OcamlAiServer:
         action.edit = result.best.edit
         return action
 
-    def locate_again(
-        ls: OcamlAiServer, req: GenerateRequest, version: object
-    ) -> GenerateRequest:
+    def locate_again(ls: OcamlAiServer, req: GenerateRequest, version: object) -> GenerateRequest:
         """Find a resolved action's instruction comment again if the buffer moved on."""
         doc = ls.documents.get(req.uri)
         if req.comment is None or doc is None or doc.version == version:

@@ -18,4 +18,4 @@ def uri_to_path(uri: str) -> Path | None:
 def path_to_uri(path: Path) -> str:
     uri = from_fs_path(str(path))
     assert uri is not None
-    return uri
+    return str(uri)

@@ -24,9 +24,7 @@ from ocaml_ai_ls.uris import path_to_uri, uri_to_path
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "shapes"
 #: Client capabilities: a generic client with everything we use.
 FULL = types.ClientCapabilities(
-    general=types.GeneralClientCapabilities(
-        position_encodings=[types.PositionEncodingKind.Utf16]
-    ),
+    general=types.GeneralClientCapabilities(position_encodings=[types.PositionEncodingKind.Utf16]),
     window=types.WindowClientCapabilities(work_done_progress=True),
     workspace=types.WorkspaceClientCapabilities(
         apply_edit=True,
@@ -72,7 +70,7 @@ class Editor:
 
     def open(self, rel: str, text: str | None = None) -> str:
         uri = self.uri(rel)
-        content = (self.root / rel).read_text() if text is None else text
+        content = (self.root / rel).read_bytes().decode() if text is None else text
         self.open_docs[uri] = (content, 1)
         self.client.text_document_did_open(
             types.DidOpenTextDocumentParams(
@@ -97,7 +95,7 @@ class Editor:
         uri = self.uri(rel)
         if uri in self.open_docs:
             return self.open_docs[uri][0]
-        return (self.root / rel).read_text()
+        return (self.root / rel).read_bytes().decode()
 
     # -- the editor's side of workspace/applyEdit -------------------------------
 
@@ -105,7 +103,7 @@ class Editor:
         if uri in self.open_docs:
             return self.open_docs[uri]
         path = uri_to_path(uri)
-        return (path.read_text(), None) if path and path.is_file() else None
+        return (path.read_bytes().decode(), None) if path and path.is_file() else None
 
     def apply(self, edit: types.WorkspaceEdit) -> types.ApplyWorkspaceEditResult:
         if not self.accept_edits:
@@ -123,7 +121,7 @@ class Editor:
                 path = uri_to_path(uri)
                 assert path is not None
                 path.parent.mkdir(parents=True, exist_ok=True)
-                path.write_text(text)
+                path.write_bytes(text.encode())  # as is: no newline translation
         self.applied.append(edit)
         return types.ApplyWorkspaceEditResult(applied=True)
 
@@ -139,18 +137,37 @@ class Editor:
         assert isinstance(result, dict)
         return result
 
-    async def code_actions(self, uri: str, line: int, character: int = 0,
-                           diagnostics: list[types.Diagnostic] | None = None,
-                           ) -> list[types.CodeAction]:
+    async def code_actions(
+        self,
+        uri: str,
+        line: int,
+        character: int = 0,
+        diagnostics: list[types.Diagnostic] | None = None,
+    ) -> list[types.CodeAction]:
+        """The code actions at a position, read as an editor reads the JSON.
+
+        pygls' client would structure `(Command | CodeAction)[]` by guessing and
+        turns a CodeAction that carries a command into a Command, so the raw
+        result is structured here, item by item.
+        """
         pos = types.Position(line=line, character=character)
-        actions = await self.client.text_document_code_action_async(
-            types.CodeActionParams(
-                text_document=types.TextDocumentIdentifier(uri=uri),
-                range=types.Range(start=pos, end=pos),
-                context=types.CodeActionContext(diagnostics=diagnostics or []),
-            )
+        params = types.CodeActionParams(
+            text_document=types.TextDocumentIdentifier(uri=uri),
+            range=types.Range(start=pos, end=pos),
+            context=types.CodeActionContext(diagnostics=diagnostics or []),
         )
-        return [a for a in actions or [] if isinstance(a, types.CodeAction)]
+        protocol = self.client.protocol
+        msg_id = f"code-action-{id(params)}"
+        future = protocol.send_request(types.TEXT_DOCUMENT_CODE_ACTION, params, msg_id=msg_id)
+        protocol._result_types.pop(msg_id, None)  # keep the raw JSON
+        response = await asyncio.wrap_future(future)
+        raw = getattr(response, "result", response) or []
+        converter = protocol._converter
+        return [
+            converter.structure(item, types.CodeAction)
+            for item in raw
+            if not isinstance(item.get("command"), str)
+        ]
 
     def progress_messages(self) -> list[str]:
         out: list[str] = []
@@ -187,9 +204,7 @@ async def start_editor(
     )
     encoding = Encoding.parse(result.capabilities.position_encoding)
     editor = Editor(client, root, encoding)
-    client.feature(types.WORKSPACE_APPLY_EDIT)(
-        lambda params: editor.apply(params.edit)
-    )
+    client.feature(types.WORKSPACE_APPLY_EDIT)(lambda params: editor.apply(params.edit))
     return editor
 
 

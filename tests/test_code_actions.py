@@ -12,8 +12,9 @@ from ocaml_ai_ls.request import parse_request
 SOURCE = "let a = 1\n\n(* ai: make f tail recursive *)\nlet rec f = function\n  | [] -> 0\n  | _ :: t -> 1 + f t\n"
 
 
-def params(line: int, diagnostics: list[types.Diagnostic] | None = None,
-           only: list[str] | None = None) -> types.CodeActionParams:
+def params(
+    line: int, diagnostics: list[types.Diagnostic] | None = None, only: list[str] | None = None
+) -> types.CodeActionParams:
     pos = types.Position(line=line, character=0)
     return types.CodeActionParams(
         text_document=types.TextDocumentIdentifier(uri="file:///p/a.ml"),
@@ -24,7 +25,9 @@ def params(line: int, diagnostics: list[types.Diagnostic] | None = None,
 
 def diag(message: str, line: int = 4) -> types.Diagnostic:
     pos = types.Position(line=line, character=2)
-    return types.Diagnostic(range=types.Range(start=pos, end=pos), message=message, source="ocamllsp")
+    return types.Diagnostic(
+        range=types.Range(start=pos, end=pos), message=message, source="ocamllsp"
+    )
 
 
 DOC = Document.open("file:///p/a.ml", 3, SOURCE, Encoding.UTF16)
@@ -37,7 +40,11 @@ def test_instruction_comment_offers_a_resolvable_rewrite() -> None:
     assert action.edit is None and action.command is None
     req = parse_request(action.data)
     assert req.instruction == "make f tail recursive"
-    assert req.comment is not None and req.comment.start.line == 2 and req.comment.end.character == len("(* ai: make f tail recursive *)")
+    assert (
+        req.comment is not None
+        and req.comment.start.line == 2
+        and req.comment.end.character == len("(* ai: make f tail recursive *)")
+    )
     assert isinstance(action.data, dict) and action.data["version"] == 3
 
 
@@ -45,7 +52,7 @@ def test_without_resolve_support_the_action_runs_the_command_and_applies() -> No
     [action] = code_actions(DOC, params(2), resolve=False)
     assert action.command is not None and action.command.command == COMMAND
     args = action.command.arguments
-    assert args is not None and args[0]["apply"] is True
+    assert isinstance(args, list) and args[0]["apply"] is True
     assert parse_request(args).comment is not None
 
 
@@ -54,8 +61,11 @@ def test_far_from_the_comment_there_is_no_instruction_action() -> None:
 
 
 def test_diagnostics_offer_quick_fixes_once_per_message() -> None:
-    diags = [diag("Error: This expression has type int\nbut an expression was expected of type string"),
-             diag("Error: This expression has type int\nbut ..."), diag("Unbound value g")]
+    diags = [
+        diag("Error: This expression has type int\nbut an expression was expected of type string"),
+        diag("Error: This expression has type int\nbut ..."),
+        diag("Unbound value g"),
+    ]
     actions = code_actions(DOC, params(5, diags), resolve=True)
     titles = [a.title for a in actions if a.kind == types.CodeActionKind.QuickFix]
     assert titles == ["AI: fix Error: This expression has type int", "AI: fix Unbound value g"]
@@ -67,7 +77,9 @@ def test_diagnostics_offer_quick_fixes_once_per_message() -> None:
 def test_only_filters_kinds() -> None:
     diags = [diag("Unbound value g", 3)]
     assert [a.kind for a in code_actions(DOC, params(3, diags, ["quickfix"]), True)] == ["quickfix"]
-    assert [a.kind for a in code_actions(DOC, params(3, diags, ["refactor"]), True)] == ["refactor.rewrite"]
+    assert [a.kind for a in code_actions(DOC, params(3, diags, ["refactor"]), True)] == [
+        "refactor.rewrite"
+    ]
 
 
 def test_client_resolves_edit() -> None:

@@ -49,10 +49,14 @@ def test_precedence_file_init_client_environment() -> None:
         ({"modle": {}}, "modle"),
     ],
 )
-def test_invalid_layer_is_reported_by_key_and_left_out(layer: dict[str, object], names: str) -> None:
+def test_invalid_layer_is_reported_by_key_and_left_out(
+    layer: dict[str, object], names: str
+) -> None:
     layers = SettingsLayers(file={"model": {"model": "kept"}}, client=layer)
     settings, errors = layers.build({})
-    assert len(errors) == 1 and names in errors[0] and errors[0].startswith("workspace configuration")
+    assert (
+        len(errors) == 1 and names in errors[0] and errors[0].startswith("workspace configuration")
+    )
     assert settings.model.model == "kept"
 
 
@@ -70,7 +74,7 @@ def test_config_file(tmp_path: Path) -> None:
     (tmp_path / ".ocaml-ai.toml").write_text('[model]\nmodel = "m"\n')
     assert read_config_file(tmp_path) == {"model": {"model": "m"}}
     (tmp_path / ".ocaml-ai.toml").write_text("[model\n")
-    with pytest.raises(SettingsError, match=".ocaml-ai.toml"):
+    with pytest.raises(SettingsError, match=r"\.ocaml-ai\.toml"):
         read_config_file(tmp_path)
 
 

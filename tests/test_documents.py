@@ -52,7 +52,9 @@ def test_incremental_change_matches_a_fresh_parse() -> None:
     assert doc.text == expected
     assert doc.version == 2
     assert doc.tree is not None
-    assert str(doc.tree.root_node) == str(parse(encode(expected), SourceKind.IMPLEMENTATION).root_node)
+    assert str(doc.tree.root_node) == str(
+        parse(encode(expected), SourceKind.IMPLEMENTATION).root_node
+    )
 
 
 def test_whole_document_change_replaces_text() -> None:
@@ -65,7 +67,11 @@ def test_whole_document_change_replaces_text() -> None:
 def test_store_open_change_close() -> None:
     store = DocumentStore()
     store.encoding = Encoding.UTF8
-    store.open(types.TextDocumentItem(uri="file:///p/a.ml", language_id="ocaml", version=1, text="let a = 1\n"))
+    store.open(
+        types.TextDocumentItem(
+            uri="file:///p/a.ml", language_id="ocaml", version=1, text="let a = 1\n"
+        )
+    )
     store.change(
         types.DidChangeTextDocumentParams(
             text_document=types.VersionedTextDocumentIdentifier(uri="file:///p/a.ml", version=2),
@@ -79,7 +85,11 @@ def test_store_open_change_close() -> None:
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.lists(st.tuples(st.integers(0, 10_000), st.integers(0, 40), st.text(max_size=12)), max_size=8))
+@given(
+    st.lists(
+        st.tuples(st.integers(0, 10_000), st.integers(0, 40), st.text(max_size=12)), max_size=8
+    )
+)
 def test_random_edits_keep_text_and_tree_in_step(edits: list[tuple[int, int, str]]) -> None:
     """Any sequence of edits (UTF-16 positions, odd characters) equals a fresh parse."""
     doc = Document.open("file:///p/a.ml", 1, SOURCE, Encoding.UTF16)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
 from lsprotocol import types
 
@@ -23,7 +24,7 @@ AREA_NEW = """let area = function
   | Rect (w, h) -> abs_float (w *. h)"""
 
 
-def at_area(editor: Editor, **arg: object) -> dict[str, object]:
+def at_area(editor: Editor, **arg: Any) -> dict[str, Any]:
     pos = {"line": AREA_LINE + 1, "character": 4}
     return {"uri": editor.uri(SHAPES), "range": {"start": pos, "end": pos}, **arg}
 
@@ -39,7 +40,9 @@ async def test_prose_around_a_diff_gives_a_verified_versioned_edit(
         "-  | Rect (w, h) -> w *. h\n+  | Rect (w, h) -> abs_float (w *. h)\n"
         "```\n\nThis makes the area of a rectangle non-negative. Hope this helps!"
     )
-    result = await editor.generate(**at_area(editor, instruction="make rectangle areas non-negative"))
+    result = await editor.generate(
+        **at_area(editor, instruction="make rectangle areas non-negative")
+    )
     assert result["error"] is None and result["applied"] is False
     [cand] = result["candidates"]
     assert cand["verification"]["status"] == "ok"
@@ -141,14 +144,10 @@ async def test_http_500_is_one_clear_error(editor: Editor, model: ScriptedModel)
     assert "CUDA out of memory" in result["error"]
 
 
-async def test_a_hanging_model_ends_at_the_deadline(
-    project: Path, model: ScriptedModel
-) -> None:
+async def test_a_hanging_model_ends_at_the_deadline(project: Path, model: ScriptedModel) -> None:
     from tests.editor import start_editor, stop_editor
 
-    editor = await start_editor(
-        project, model.base_url, init_options={"model": {"deadline": 1.0}}
-    )
+    editor = await start_editor(project, model.base_url, init_options={"model": {"deadline": 1.0}})
     try:
         model.enqueue(Reply(answers="never", hang=60))
         result = await editor.generate(timeout=20, uri=editor.uri(SHAPES), instruction="x")

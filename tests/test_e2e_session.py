@@ -84,9 +84,7 @@ async def test_without_resolve_the_action_runs_the_command_and_applies(
     assert emacs.text(SHAPES) == EXPECTED
 
 
-async def test_quick_fix_sends_the_error_to_the_model(
-    vscode: Editor, model: ScriptedModel
-) -> None:
+async def test_quick_fix_sends_the_error_to_the_model(vscode: Editor, model: ScriptedModel) -> None:
     uri = vscode.open(SHAPES, WITH_COMMENT)
     pos = types.Position(line=9, character=19)
     diag = types.Diagnostic(
@@ -117,17 +115,17 @@ async def test_a_failed_resolve_shows_the_reason(vscode: Editor, model: Scripted
 LONG = REWRITE * 40
 
 
-async def test_cancel_request_closes_the_model_stream(
-    editor: Editor, model: ScriptedModel
-) -> None:
+async def test_cancel_request_closes_the_model_stream(editor: Editor, model: ScriptedModel) -> None:
     model.enqueue(Reply(answers=LONG, stream=True, chunk_size=4, chunk_delay=0.05))
-    request = editor.client.protocol.send_request_async(
-        types.WORKSPACE_EXECUTE_COMMAND,
-        types.ExecuteCommandParams(
-            command="ocaml-ai.generate",
-            arguments=[{"uri": editor.uri(SHAPES), "instruction": "x"}],
-        ),
-        msg_id="to-cancel",
+    request = asyncio.ensure_future(
+        editor.client.protocol.send_request_async(
+            types.WORKSPACE_EXECUTE_COMMAND,
+            types.ExecuteCommandParams(
+                command="ocaml-ai.generate",
+                arguments=[{"uri": editor.uri(SHAPES), "instruction": "x"}],
+            ),
+            msg_id="to-cancel",
+        )
     )
     while not model.requests:
         await asyncio.sleep(0.02)
@@ -150,7 +148,8 @@ async def test_cancelling_the_progress_returns_a_cancelled_result(
     result = await asyncio.wait_for(job, 10)
     assert result["cancelled"] is True and result["candidates"] == []
     assert model.wait_for_disconnect(5)
-    ends = [r for r in editor.client.progress_reports[token] if isinstance(r, types.WorkDoneProgressEnd)]
+    reports: list[Any] = list(editor.client.progress_reports[token])
+    ends = [r for r in reports if isinstance(r, types.WorkDoneProgressEnd)]
     assert ends and ends[-1].message == "cancelled"
 
 
@@ -160,10 +159,10 @@ EMOJI = 'let s = "😀😀" (* ai: rename s *)\nlet t = 1\n'
 @pytest.mark.parametrize(
     ("offered", "chosen", "comment_start"),
     [
-        ([types.PositionEncodingKind.Utf8, types.PositionEncodingKind.Utf16], "utf-8", 18),
-        ([types.PositionEncodingKind.Utf16], "utf-16", 14),
-        ([types.PositionEncodingKind.Utf32], "utf-16", 14),
-        (None, "utf-16", 14),
+        ([types.PositionEncodingKind.Utf8, types.PositionEncodingKind.Utf16], "utf-8", 19),
+        ([types.PositionEncodingKind.Utf16], "utf-16", 15),
+        ([types.PositionEncodingKind.Utf32], "utf-16", 15),
+        (None, "utf-16", 15),
     ],
 )
 async def test_position_encoding_is_negotiated_and_used(
@@ -193,9 +192,7 @@ async def test_invalid_settings_are_shown_and_the_server_keeps_working(
     project: Path, model: ScriptedModel
 ) -> None:
     (project / ".ocaml-ai.toml").write_text('[model]\nmodel = "from-file"\n')
-    editor = await start_editor(
-        project, model.base_url, init_options={"model": {"temperature": 9}}
-    )
+    editor = await start_editor(project, model.base_url, init_options={"model": {"temperature": 9}})
     try:
         await asyncio.sleep(0.2)
         assert any("model.temperature" in m for m in editor.shown())
@@ -205,7 +202,9 @@ async def test_invalid_settings_are_shown_and_the_server_keeps_working(
         assert model.requests[-1]["temperature"] != 9
 
         editor.client.workspace_did_change_configuration(
-            types.DidChangeConfigurationParams(settings={"ocaml-ai": {"model": {"max_tokens": "x"}}})
+            types.DidChangeConfigurationParams(
+                settings={"ocaml-ai": {"model": {"max_tokens": "x"}}}
+            )
         )
         await asyncio.sleep(0.2)
         assert any("model.max_tokens" in m for m in editor.shown())

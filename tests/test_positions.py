@@ -28,7 +28,12 @@ def test_position_after_emoji_maps_to_x(encoding: Encoding, character: int) -> N
 def test_lines_end_at_crlf_cr_and_lf() -> None:
     index = LineIndex(encode(TEXT), Encoding.UTF16)
     assert index.line_count == 4
-    assert [index.line_text(i) for i in range(4)] == ['let s = "é😀x"', "let t = 1", "let u = 2", "last"]
+    assert [index.line_text(i) for i in range(4)] == [
+        'let s = "é😀x"',
+        "let t = 1",
+        "let u = 2",
+        "last",
+    ]
 
 
 def test_offsets_clamp_and_never_split_a_character() -> None:

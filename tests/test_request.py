@@ -12,8 +12,17 @@ RANGE = {"start": {"line": 3, "character": 0}, "end": {"line": 1, "character": 2
 
 
 def test_full_argument_round_trips() -> None:
-    req = parse_request([{"uri": "file:///p/a.ml", "instruction": " do it ", "range": RANGE,
-                          "candidates": 3, "apply": True}])
+    req = parse_request(
+        [
+            {
+                "uri": "file:///p/a.ml",
+                "instruction": " do it ",
+                "range": RANGE,
+                "candidates": 3,
+                "apply": True,
+            }
+        ]
+    )
     assert req.instruction == "do it" and req.candidates == 3 and req.apply
     assert req.range is not None and req.range.start.line == 1  # reversed ranges are put in order
     again = parse_request(request_json(req))
@@ -32,8 +41,17 @@ def test_full_argument_round_trips() -> None:
         ({"uri": "file:///a.ml", "instruction": "x", "candidates": True}, "candidates"),
         ({"uri": "file:///a.ml", "instruction": "x", "apply": "yes"}, "apply"),
         ({"uri": "file:///a.ml", "instruction": "x", "range": {"start": 1}}, "range"),
-        ({"uri": "file:///a.ml", "instruction": "x",
-          "range": {"start": {"line": -1, "character": 0}, "end": {"line": 0, "character": 0}}}, "range"),
+        (
+            {
+                "uri": "file:///a.ml",
+                "instruction": "x",
+                "range": {
+                    "start": {"line": -1, "character": 0},
+                    "end": {"line": 0, "character": 0},
+                },
+            },
+            "range",
+        ),
     ],
 )
 def test_bad_arguments_name_the_field(arg: Any, field: str) -> None:

@@ -28,8 +28,18 @@ def ws(tmp_path: Path) -> Workspace:
 
 @pytest.mark.parametrize(
     "written",
-    ["/etc/passwd", "../secret/x.ml", "lib/../../secret/x.ml", "link/x.ml", "link/new.ml",
-     "~/x.ml", "C:\\x.ml", ".git/config", "_build/default/a.ml", "lib"],
+    [
+        "/etc/passwd",
+        "../secret/x.ml",
+        "lib/../../secret/x.ml",
+        "link/x.ml",
+        "link/new.ml",
+        "~/x.ml",
+        "C:\\x.ml",
+        ".git/config",
+        "_build/default/a.ml",
+        "lib",
+    ],
 )
 def test_refused(ws: Workspace, written: str) -> None:
     with pytest.raises(PathRefused):
@@ -53,15 +63,19 @@ def test_read_prefers_open_buffer(ws: Workspace) -> None:
     disk = ws.read(path)
     assert disk is not None and disk.text == "let a = 1\n" and disk.version is None
     ws.documents.open(
-        types.TextDocumentItem(uri=path_to_uri(path), language_id="ocaml", version=7, text="let a = 2\n")
+        types.TextDocumentItem(
+            uri=path_to_uri(path), language_id="ocaml", version=7, text="let a = 2\n"
+        )
     )
     buf = ws.read(path)
-    assert buf is not None and buf.text == "let a = 2\n" and buf.version == 7 and buf.rel == "lib/a.ml"
+    assert (
+        buf is not None and buf.text == "let a = 2\n" and buf.version == 7 and buf.rel == "lib/a.ml"
+    )
 
 
 def test_read_refuses_non_utf8(ws: Workspace) -> None:
     path = ws.root / "lib" / "bin.ml"
-    path.write_bytes(b"let s = \"\xff\"\n")
+    path.write_bytes(b'let s = "\xff"\n')
     assert ws.read(path) is None
 
 

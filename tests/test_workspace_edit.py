@@ -21,7 +21,9 @@ from ocaml_ai_ls.positions import Encoding, LineIndex, encode
 def apply_edits(old: str, edits: list[types.TextEdit], enc: Encoding) -> str:
     data = encode(old)
     index = LineIndex(data, enc)
-    spans = sorted((index.offset(e.range.start), index.offset(e.range.end), e.new_text) for e in edits)
+    spans = sorted(
+        (index.offset(e.range.start), index.offset(e.range.end), e.new_text) for e in edits
+    )
     for start, end, new in reversed(spans):
         data = data[:start] + encode(new) + data[end:]
     return data.decode()
@@ -54,7 +56,7 @@ def test_text_edits_are_minimal() -> None:
 
 
 def test_edit_at_end_without_final_newline_uses_encoded_column() -> None:
-    old = "let s = \"😀\""
+    old = 'let s = "😀"'
     edits = text_edits(old, old + "\nlet t = 1\n", Encoding.UTF16)
     assert apply_edits(old, edits, Encoding.UTF16) == old + "\nlet t = 1\n"
 
@@ -71,7 +73,8 @@ def test_versioned_documents_and_created_files() -> None:
     assert isinstance(ops[0], types.TextDocumentEdit) and ops[0].text_document.version == 4
     assert isinstance(ops[1], types.TextDocumentEdit) and ops[1].text_document.version is None
     assert isinstance(ops[2], types.CreateFile) and ops[2].uri == "file:///r/c.ml"
-    assert isinstance(ops[3], types.TextDocumentEdit) and ops[3].edits[0].new_text == "let c = 1\n"
+    assert isinstance(ops[3], types.TextDocumentEdit)
+    assert isinstance(ops[3].edits[0], types.TextEdit) and ops[3].edits[0].new_text == "let c = 1\n"
     plain = build_workspace_edit(changes[:2], Encoding.UTF16, document_changes=False)
     assert plain.changes is not None and set(plain.changes) == {"file:///r/a.ml", "file:///r/b.ml"}
     with pytest.raises(EditUnsupported):

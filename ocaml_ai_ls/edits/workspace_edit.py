@@ -21,7 +21,7 @@ from pygls.protocol import default_converter
 from ..positions import Encoding, end_position
 
 _LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+$")
-_converter = default_converter()
+_converter = default_converter()  # type: ignore[no-untyped-call]
 
 
 @dataclass(frozen=True)
@@ -134,7 +134,8 @@ def to_json(edit: types.WorkspaceEdit) -> dict[str, Any]:
 
 
 def from_json(data: Any) -> types.WorkspaceEdit:
-    return _converter.structure(data, types.WorkspaceEdit)
+    edit: types.WorkspaceEdit = _converter.structure(data, types.WorkspaceEdit)
+    return edit
 
 
 def _diff_lines(text: str) -> list[str]:

@@ -1,0 +1,74 @@
+"""A bare LSP session with the real server over stdio, for the benchmarks."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+from lsprotocol import types
+from pygls.lsp.client import LanguageClient
+
+from ocaml_ai_ls.uris import path_to_uri
+
+CAPABILITIES = types.ClientCapabilities(
+    workspace=types.WorkspaceClientCapabilities(
+        apply_edit=True,
+        workspace_edit=types.WorkspaceEditClientCapabilities(
+            document_changes=True, resource_operations=[types.ResourceOperationKind.Create]
+        ),
+    ),
+    text_document=types.TextDocumentClientCapabilities(
+        code_action=types.CodeActionClientCapabilities(
+            data_support=True,
+            resolve_support=types.ClientCodeActionResolveOptions(properties=["edit"]),
+        )
+    ),
+)
+
+
+async def start(root: Path, env: dict[str, str] | None = None) -> LanguageClient:
+    client = LanguageClient("benchmark", "0")
+    await client.start_io(sys.executable, "-m", "ocaml_ai_ls", env=env)
+    await client.initialize_async(
+        types.InitializeParams(
+            capabilities=CAPABILITIES,
+            root_uri=path_to_uri(root),
+            workspace_folders=[types.WorkspaceFolder(uri=path_to_uri(root), name=root.name)],
+        )
+    )
+    client.initialized(types.InitializedParams())
+    return client
+
+
+def open_doc(client: LanguageClient, path: Path, text: str) -> str:
+    uri = path_to_uri(path)
+    client.text_document_did_open(
+        types.DidOpenTextDocumentParams(
+            text_document=types.TextDocumentItem(uri=uri, language_id="ocaml", version=1, text=text)
+        )
+    )
+    return uri
+
+
+async def stop(client: LanguageClient) -> None:
+    await client.shutdown_async(None)
+    client.exit(None)
+    await client.stop()
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    k = (len(ordered) - 1) * q
+    lo, hi = int(k), min(int(k) + 1, len(ordered) - 1)
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
+
+
+def row(name: str, values: list[float], unit: str = "ms") -> str:
+    return (
+        f"{name:<44} p50 {percentile(values, 0.5):8.2f} {unit}   "
+        f"p95 {percentile(values, 0.95):8.2f} {unit}   (n={len(values)})"
+    )
+
+
+Json = dict[str, Any]
