@@ -148,7 +148,8 @@ class OpenAICompatible:
                 if resp.status_code >= 400:
                     body = (await resp.aread()).decode("utf-8", "replace")
                     raise self._http_error(resp.status_code, body)
-                if self.settings.stream:
+                streamed = "json" not in resp.headers.get("content-type", "")
+                if self.settings.stream and streamed:  # servers that ignore `stream` send JSON
                     await self._read_stream(resp, offset, answers, on_delta, started)
                 else:
                     self._read_json(

@@ -1,0 +1,93 @@
+"""Server overhead of `ocaml-ai.generate` for a 2-file edit, excluding model time.
+
+A local model server answers instantly (non-streamed) with a SEARCH/REPLACE
+edit of `shapes.ml` and `shapes.mli`. Overhead = round trip of the command
+minus the model call as the server timed it. Target p50 < 100 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+from lsprotocol import types
+
+from benchmarks._lsp import open_doc, row, start, stop
+from tests.model_server import Reply, ScriptedModel
+
+EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "shapes"
+ANSWER = """Non-negative areas, and the interface says so.
+
+lib/shapes.ml
+<<<<<<< SEARCH
+  | Rect (w, h) -> w *. h
+=======
+  | Rect (w, h) -> abs_float (w *. h)
+>>>>>>> REPLACE
+
+lib/shapes.mli
+<<<<<<< SEARCH
+(** The area of a shape. *)
+=======
+(** The area of a shape, never negative. *)
+>>>>>>> REPLACE
+"""
+
+
+async def measure(rounds: int) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp) / "shapes"
+        shutil.copytree(EXAMPLE, root)
+        model = ScriptedModel().start()
+        model.set_default(Reply(answers=ANSWER, chunk_size=64))
+        env = {k: v for k, v in os.environ.items() if not k.startswith("OCAML_AI_")}
+        env["OCAML_AI_BASE_URL"] = model.base_url
+        client = await start(root, env)
+        path = root / "lib" / "shapes.ml"
+        uri = open_doc(client, path, path.read_text())
+        overhead: list[float] = []
+        total: list[float] = []
+        model_ms: list[float] = []
+        for k in range(rounds + 5):
+            arg = {
+                "uri": uri,
+                "instruction": "make rectangle areas non-negative",
+                "range": {
+                    "start": {"line": 8, "character": 4},
+                    "end": {"line": 8, "character": 4},
+                },
+            }
+            t0 = time.perf_counter()
+            result = await client.workspace_execute_command_async(
+                types.ExecuteCommandParams(command="ocaml-ai.generate", arguments=[arg])
+            )
+            elapsed = (time.perf_counter() - t0) * 1000
+            assert isinstance(result, dict) and len(result["candidates"]) == 1, result
+            assert result["candidates"][0]["files"] == ["lib/shapes.ml", "lib/shapes.mli"]
+            if k < 5:
+                continue  # warm-up
+            total.append(elapsed)
+            model_ms.append(result["timings"]["model_ms"])
+            overhead.append(elapsed - result["timings"]["model_ms"])
+        await stop(client)
+        model.stop()
+    print("ocaml-ai.generate, 2-file edit, instant local model, over stdio")
+    print(row("round trip", total))
+    print(row("model call (HTTP to 127.0.0.1)", model_ms))
+    print(row("server overhead (round trip - model call)", overhead))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--rounds", type=int, default=50)
+    args = parser.parse_args()
+    asyncio.run(measure(args.rounds))
+
+
+if __name__ == "__main__":
+    main()
