@@ -40,9 +40,13 @@ def test_all_or_nothing_and_overlap() -> None:
     ok, bad = Hunk(("let a = 1",), ("let a = 2",)), Hunk(("nope",), ("x",))
     result = apply_hunks(SRC, [ok, bad])
     assert result.text is None and result.applied == (0,)
-    # two hunks claiming the same blank line, and no order in which both apply
+    # two hunks claiming the same line, and no order in which both apply
     overlap = apply_hunks(
-        SRC, [Hunk(("let a = 1", ""), ("X",)), Hunk(("", "module M = struct"), ("Y",))]
+        SRC,
+        [
+            Hunk(("let a = 1", "", "module M = struct"), ("X",)),
+            Hunk(("module M = struct", "  let f x ="), ("Y",)),
+        ],
     )
     assert overlap.text is None and "overlaps" in overlap.failures[0].reason
 
