@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import shutil
 import tempfile
@@ -16,6 +17,7 @@ import time
 from pathlib import Path
 
 from lsprotocol import types
+from pygls.lsp.client import LanguageClient
 
 from benchmarks._lsp import open_doc, row, start, stop
 from tests.model_server import Reply, ScriptedModel
@@ -37,6 +39,30 @@ lib/shapes.mli
 (** The area of a shape, never negative. *)
 >>>>>>> REPLACE
 """
+
+
+async def _cancel_latency(client: LanguageClient, model: ScriptedModel, uri: str) -> float:
+    """Milliseconds from $/cancelRequest until the model server sees the hang-up."""
+    model.enqueue(Reply(answers="x" * 4000, chunk_size=2, chunk_delay=0.01))
+    seen = len(model.requests)
+    request = client.protocol.send_request_async(
+        types.WORKSPACE_EXECUTE_COMMAND,
+        types.ExecuteCommandParams(
+            command="ocaml-ai.generate", arguments=[{"uri": uri, "instruction": "slow"}]
+        ),
+        msg_id=f"cancel-{seen}",
+    )
+    while len(model.requests) == seen:
+        await asyncio.sleep(0.005)
+    await asyncio.sleep(0.1)
+    before = len(model.disconnects)
+    t0 = time.monotonic()
+    client.protocol.notify(types.CANCEL_REQUEST, types.CancelParams(id=f"cancel-{seen}"))
+    while len(model.disconnects) == before and time.monotonic() - t0 < 5:
+        await asyncio.sleep(0.001)
+    with contextlib.suppress(BaseException):
+        await request
+    return (model.disconnects[-1] - t0) * 1000 if len(model.disconnects) > before else 5000.0
 
 
 async def measure(rounds: int) -> None:
@@ -74,12 +100,14 @@ async def measure(rounds: int) -> None:
             total.append(elapsed)
             model_ms.append(result["timings"]["model_ms"])
             overhead.append(elapsed - result["timings"]["model_ms"])
+        cancel_ms = [await _cancel_latency(client, model, uri) for _ in range(10)]
         await stop(client)
         model.stop()
     print("ocaml-ai.generate, 2-file edit, instant local model, over stdio")
     print(row("round trip", total))
     print(row("model call (HTTP to 127.0.0.1)", model_ms))
     print(row("server overhead (round trip - model call)", overhead))
+    print(row("$/cancelRequest to model stream closed", cancel_ms))
 
 
 def main() -> None:
