@@ -81,9 +81,12 @@ def prepare(req: GenerateRequest, ws: Workspace, settings: Settings, enc: Encodi
         )
         data = data[:start] + data[end:]
         if selection is not None:
-            selection = tuple(  # type: ignore[assignment]
-                o if o <= start else max(start, o - (end - start)) for o in selection
-            )
+            removed = end - start
+
+            def shift(offset: int) -> int:
+                return offset if offset <= start else max(start, offset - removed)
+
+            selection = (shift(selection[0]), shift(selection[1]))
     base_text = decode(data)
     context = build_context(ws, current, base_text, selection, settings.generate.max_file_lines)
     return Prepared(current, base_text, context)

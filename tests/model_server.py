@@ -59,7 +59,7 @@ class ScriptedModel:
 
     # -- lifecycle -------------------------------------------------------------
 
-    def start(self) -> ScriptedModel:
+    def start(self, port: int = 0) -> ScriptedModel:
         model = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -71,7 +71,7 @@ class ScriptedModel:
             def do_POST(self) -> None:
                 model._handle(self)
 
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self._httpd.daemon_threads = True
         self.base_url = f"http://127.0.0.1:{self._httpd.server_address[1]}/v1"
         self._thread = threading.Thread(
@@ -236,7 +236,7 @@ def main() -> None:
     server = ScriptedModel()
     server.enqueue(*answers[:-1])
     server.set_default(answers[-1])
-    server.start()
+    server.start(args.port)
     print(server.base_url, flush=True)
     try:
         threading.Event().wait()

@@ -80,10 +80,7 @@ def test_no_usable_edit_exits_1_with_the_reason(project: Path, model: ScriptedMo
 
 
 def test_no_model_says_what_to_start(project: Path) -> None:
-    env = server_env("http://127.0.0.1:9/v1")
-    del env["OCAML_AI_BASE_URL"]  # the Ollama default, where nothing listens here
-    env["OCAML_AI_BASE_URL"] = "http://127.0.0.1:1/v1"
-    done = run_edit(project, "", SHAPES, "x", env=env)
+    done = run_edit(project, "", SHAPES, "x", env=server_env("http://127.0.0.1:1/v1"))
     assert done.returncode == 1
     assert "127.0.0.1:1" in done.stderr and "OCAML_AI_BASE_URL" in done.stderr
 
