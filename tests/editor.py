@@ -11,6 +11,7 @@ import asyncio
 import os
 import shutil
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -177,6 +178,17 @@ class Editor:
 
     def shown(self) -> list[str]:
         return [m.message for m in self.client.messages]
+
+
+async def wait_until(condition: Callable[[], bool], timeout: float = 10) -> bool:
+    """Poll a condition (a notification that may still be on its way)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not condition():
+        if loop.time() > deadline:
+            return False
+        await asyncio.sleep(0.02)
+    return True
 
 
 async def start_editor(

@@ -10,7 +10,7 @@ from typing import Any
 
 from lsprotocol import types
 
-from tests.editor import Editor
+from tests.editor import Editor, wait_until
 from tests.model_server import Reply, ScriptedModel
 
 SHAPES = "lib/shapes.ml"
@@ -191,8 +191,7 @@ async def test_a_document_changed_during_generation_is_not_edited(
     answer = f"lib/shapes.ml\n<<<<<<< SEARCH\n{AREA_OLD}\n=======\n{AREA_NEW}\n>>>>>>> REPLACE\n"
     model.enqueue(Reply(answers=answer, hang=1.0))
     job = asyncio.ensure_future(editor.generate(**at_area(editor, instruction="x", apply=True)))
-    while not model.requests:
-        await asyncio.sleep(0.02)
+    assert await wait_until(lambda: bool(model.requests))
     typed = editor.text(SHAPES) + "\nlet typed_meanwhile = 1\n"
     editor.replace_all(uri, typed)
     result = await job

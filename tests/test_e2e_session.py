@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from lsprotocol import types
 
-from tests.editor import Editor, start_editor, stop_editor
+from tests.editor import Editor, start_editor, stop_editor, wait_until
 from tests.model_server import Reply, ScriptedModel
 
 SHAPES = "lib/shapes.ml"
@@ -108,8 +108,7 @@ async def test_a_failed_resolve_shows_the_reason(vscode: Editor, model: Scripted
     model.enqueue(Reply(status=503, body="overloaded"))
     resolved = await vscode.client.code_action_resolve_async(action)
     assert resolved.edit is None
-    await asyncio.sleep(0.1)
-    assert any("503" in m for m in vscode.shown())
+    assert await wait_until(lambda: any("503" in m for m in vscode.shown()))
 
 
 LONG = REWRITE * 40
@@ -127,8 +126,7 @@ async def test_cancel_request_closes_the_model_stream(editor: Editor, model: Scr
             msg_id="to-cancel",
         )
     )
-    while not model.requests:
-        await asyncio.sleep(0.02)
+    assert await wait_until(lambda: bool(model.requests))
     await asyncio.sleep(0.2)
     editor.client.protocol.notify(types.CANCEL_REQUEST, types.CancelParams(id="to-cancel"))
     with pytest.raises(Exception, match="cancel"):
@@ -141,8 +139,7 @@ async def test_cancelling_the_progress_returns_a_cancelled_result(
 ) -> None:
     model.enqueue(Reply(answers=LONG, stream=True, chunk_size=4, chunk_delay=0.05))
     job = asyncio.ensure_future(editor.generate(uri=editor.uri(SHAPES), instruction="x"))
-    while not model.requests:
-        await asyncio.sleep(0.02)
+    assert await wait_until(lambda: bool(model.requests))
     [token] = list(editor.client.progress_reports)
     editor.client.window_work_done_progress_cancel(types.WorkDoneProgressCancelParams(token=token))
     result = await asyncio.wait_for(job, 10)
@@ -194,8 +191,7 @@ async def test_invalid_settings_are_shown_and_the_server_keeps_working(
     (project / ".ocaml-ai.toml").write_text('[model]\nmodel = "from-file"\n')
     editor = await start_editor(project, model.base_url, init_options={"model": {"temperature": 9}})
     try:
-        await asyncio.sleep(0.2)
-        assert any("model.temperature" in m for m in editor.shown())
+        assert await wait_until(lambda: any("model.temperature" in m for m in editor.shown()))
         model.enqueue("no edit")
         await editor.generate(uri=editor.uri(SHAPES), instruction="x")
         assert model.requests[-1]["model"] == "from-file"
@@ -206,8 +202,7 @@ async def test_invalid_settings_are_shown_and_the_server_keeps_working(
                 settings={"ocaml-ai": {"model": {"max_tokens": "x"}}}
             )
         )
-        await asyncio.sleep(0.2)
-        assert any("model.max_tokens" in m for m in editor.shown())
+        assert await wait_until(lambda: any("model.max_tokens" in m for m in editor.shown()))
         editor.client.workspace_did_change_configuration(
             types.DidChangeConfigurationParams(settings={"ocaml-ai": {"model": {"model": "beta"}}})
         )
