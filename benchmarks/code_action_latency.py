@@ -52,9 +52,23 @@ async def measure(rounds: int) -> None:
         instruction_lines = [n for n, line in enumerate(lines) if line.startswith("(* ai:")]
         rng = random.Random(7)
 
-        async def action_at(line: int) -> float:
+        async def action_at(line: int, keystroke: int | None = None) -> float:
+            """A code action at `line`, after typing a space there when `keystroke` is a version."""
             pos = types.Position(line=line, character=0)
             t0 = time.perf_counter()
+            if keystroke is not None:
+                client.text_document_did_change(
+                    types.DidChangeTextDocumentParams(
+                        text_document=types.VersionedTextDocumentIdentifier(
+                            uri=uri, version=keystroke
+                        ),
+                        content_changes=[
+                            types.TextDocumentContentChangePartial(
+                                range=types.Range(start=pos, end=pos), text=" "
+                            )
+                        ],
+                    )
+                )
             await client.text_document_code_action_async(
                 types.CodeActionParams(
                     text_document=types.TextDocumentIdentifier(uri=uri),
@@ -68,29 +82,7 @@ async def measure(rounds: int) -> None:
             await action_at(rng.randrange(len(lines)))
         plain = [await action_at(rng.randrange(len(lines))) for _ in range(rounds)]
         with_comment = [await action_at(rng.choice(instruction_lines) + 1) for _ in range(rounds)]
-        typed: list[float] = []
-        for version in range(2, rounds + 2):
-            line = rng.randrange(len(lines))
-            pos = types.Position(line=line, character=0)
-            t0 = time.perf_counter()
-            client.text_document_did_change(
-                types.DidChangeTextDocumentParams(
-                    text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=version),
-                    content_changes=[
-                        types.TextDocumentContentChangePartial(
-                            range=types.Range(start=pos, end=pos), text=" "
-                        )
-                    ],
-                )
-            )
-            await client.text_document_code_action_async(
-                types.CodeActionParams(
-                    text_document=types.TextDocumentIdentifier(uri=uri),
-                    range=types.Range(start=pos, end=pos),
-                    context=types.CodeActionContext(diagnostics=[]),
-                )
-            )
-            typed.append((time.perf_counter() - t0) * 1000)
+        typed = [await action_at(rng.randrange(len(lines)), v) for v in range(2, rounds + 2)]
         await stop(client)
     print("codeAction on a 5,000-line .ml file over stdio")
     print(row("codeAction, no instruction nearby", plain))

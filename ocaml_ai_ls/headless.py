@@ -26,7 +26,7 @@ from .config import Settings, SettingsError, SettingsLayers, read_config_file
 from .edits.client_apply import ApplyRefused, plan_workspace_edit
 from .positions import Encoding, decode, encode
 from .uris import path_to_uri, uri_to_path
-from .workspace import find_root
+from .workspace import find_root, is_inside
 
 EXIT_OK, EXIT_NO_EDIT, EXIT_USAGE = 0, 1, 2
 _LOCATION = re.compile(r"\A(?P<path>.+?)(?::(?P<line>\d+))?(?::(?P<col>\d+))?\Z")
@@ -71,11 +71,6 @@ def _position(text: str, line: int, col: int | None) -> types.Position:
     return types.Position(line=line - 1, character=len(encode(content[:chars])))
 
 
-def _inside(path: Path, root: Path) -> bool:
-    real, real_root = Path(os.path.realpath(path)), Path(os.path.realpath(root))
-    return real == real_root or real_root in real.parents
-
-
 def apply_to_disk(edit: types.WorkspaceEdit, root: Path) -> str | None:
     """Write a WorkspaceEdit (UTF-8 positions) to files under `root`; the failure or None.
 
@@ -84,7 +79,7 @@ def apply_to_disk(edit: types.WorkspaceEdit, root: Path) -> str | None:
 
     def read(uri: str) -> tuple[str, int | None] | None:
         path = uri_to_path(uri)
-        if path is None or not _inside(path, root):
+        if path is None or not is_inside(path, root):
             raise ApplyRefused(f"{uri} is outside {root}")
         return (decode(path.read_bytes()), None) if path.is_file() else None
 
@@ -122,7 +117,7 @@ async def _run(opts: EditOptions) -> int:
     if not path.is_file():
         raise UsageError(f"{path} is not a file")
     root = opts.root.resolve() if opts.root else find_root(path)
-    if not _inside(path, root):
+    if not is_inside(path, root):
         raise UsageError(f"{path} is not inside the root {root}")
     settings = _check_settings(root)
     text = decode(path.read_bytes())

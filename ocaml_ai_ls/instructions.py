@@ -14,6 +14,7 @@ from tree_sitter import QueryCursor
 
 from .context.parsing import query
 from .documents import Document
+from .positions import EOL
 
 _INSTRUCTION = re.compile(r"\A\(\*(?!\*)\s*ai\s*:\s*(?P<text>.*?)\s*\*\)\Z", re.S | re.I)
 #: Lines around the cursor searched for an instruction comment.
@@ -62,7 +63,7 @@ def removal_span(data: bytes, start: int, end: int) -> tuple[int, int]:
     """The bytes to delete to remove a comment: its whole line(s) when it stands alone."""
     line_start = max(data.rfind(b"\n", 0, start), data.rfind(b"\r", 0, start)) + 1
     before = data[line_start:start]
-    nl = re.compile(rb"\r\n|\r|\n").search(data, end)
+    nl = EOL.search(data, end)
     line_end = nl.start() if nl else len(data)
     after = data[end:line_end]
     if not before.strip() and not after.strip():

@@ -55,13 +55,18 @@ def find_root(path: Path, folders: Sequence[Path] = ()) -> Path:
     return path.parent
 
 
+def is_inside(path: Path, root: Path) -> bool:
+    """Whether `path`, symlinks resolved (existing or not), stays under `root`."""
+    real, real_root = Path(os.path.realpath(path)), Path(os.path.realpath(root))
+    return real == real_root or real_root in real.parents
+
+
 class Workspace:
     """Reads and resolves files under one root."""
 
     def __init__(self, root: Path, documents: DocumentStore) -> None:
         self.root = root
         self.documents = documents
-        self._real_root = Path(os.path.realpath(root))
 
     def rel(self, path: Path) -> str:
         try:
@@ -117,10 +122,5 @@ class Workspace:
         return candidate
 
     def _check_inside(self, candidate: Path, written: str) -> None:
-        """Refuse a path whose existing part resolves outside the root (symlinks)."""
-        probe = candidate
-        while not os.path.lexists(probe) and probe != self.root and self.root in probe.parents:
-            probe = probe.parent
-        real = Path(os.path.realpath(probe))
-        if real != self._real_root and self._real_root not in real.parents:
+        if not is_inside(candidate, self.root):
             raise PathRefused(f"{written!r} leads outside the project (through a symlink)")

@@ -199,18 +199,23 @@ class OpenAICompatible:
             f"The model endpoint {self.endpoint} sent malformed {what}: {_excerpt(text)}"
         )
 
-    def _read_json(self, text: str, offset: int, answers: _Answers) -> None:
+    def _decode(self, text: str, what: str, error_phrase: str) -> dict[str, Any]:
+        """One JSON object from the server, or the ModelError that says what was wrong."""
         try:
             data = json.loads(text)
         except json.JSONDecodeError:
-            raise self._malformed("JSON", text) from None
+            raise self._malformed(what, text) from None
         if not isinstance(data, dict):
-            raise self._malformed("JSON", text)
+            raise self._malformed(what, text)
         if "error" in data:
             raise self._error(
-                f"The model endpoint {self.endpoint} answered an error: "
+                f"The model endpoint {self.endpoint} {error_phrase}: "
                 f"{_excerpt(json.dumps(data['error']))}"
             )
+        return data
+
+    def _read_json(self, text: str, offset: int, answers: _Answers) -> None:
+        data = self._decode(text, "JSON", "answered an error")
         choices = data.get("choices")
         if not isinstance(choices, list) or not choices:
             raise self._error(f"The model endpoint {self.endpoint} answered with no choices.")
@@ -243,17 +248,7 @@ class OpenAICompatible:
             if payload == "[DONE]":
                 done = True
                 break
-            try:
-                data = json.loads(payload)
-            except json.JSONDecodeError:
-                raise self._malformed("server-sent events", payload) from None
-            if not isinstance(data, dict):
-                raise self._malformed("server-sent events", payload)
-            if "error" in data:
-                raise self._error(
-                    f"The model endpoint {self.endpoint} sent an error mid-stream: "
-                    f"{_excerpt(json.dumps(data['error']))}"
-                )
+            data = self._decode(payload, "server-sent events", "sent an error mid-stream")
             answers.usage(data)
             for choice in data.get("choices") or []:
                 if not isinstance(choice, dict):
