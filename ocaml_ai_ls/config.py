@@ -52,14 +52,25 @@ class GenerateSettings:
     """How `ocaml-ai.generate` behaves when the request does not say."""
 
     candidates: int = 1
-    #: A file longer than this is shown to the model as a window around the target.
-    max_file_lines: int = 1500
+
+
+@dataclass(frozen=True)
+class ContextSettings:
+    """How much of the workspace the model is shown (see `context/slicer.py`)."""
+
+    #: Tokens of context per request (estimated at about 4 bytes per token).
+    budget_tokens: int = 6000
+    #: A current file (or its other half) up to this size is shown whole, else outlined.
+    full_file_tokens: int = 1500
+    #: Callers of the target shown at most (rank 7).
+    max_callers: int = 10
 
 
 @dataclass(frozen=True)
 class Settings:
     model: ModelSettings = field(default_factory=ModelSettings)
     generate: GenerateSettings = field(default_factory=GenerateSettings)
+    context: ContextSettings = field(default_factory=ContextSettings)
 
     def api_key(self, environ: Mapping[str, str] | None = None) -> str | None:
         """The API key from the environment, or None; never stored in settings."""
@@ -130,7 +141,7 @@ def _as_dict(settings: Any) -> dict[str, Any]:
 def _problems(s: Settings) -> list[str]:
     """Range checks that the types alone cannot express."""
     out: list[str] = []
-    m, g = s.model, s.generate
+    m, g, c = s.model, s.generate, s.context
     if not re.match(r"^https?://[^\s/]+", m.base_url):
         out.append(f"model.base_url must be an http(s) URL (got {m.base_url!r})")
     if not m.model.strip():
@@ -145,8 +156,12 @@ def _problems(s: Settings) -> list[str]:
         out.append(f"model.deadline must be in (0, 3600] seconds (got {m.deadline})")
     if not 1 <= g.candidates <= 10:
         out.append(f"generate.candidates must be between 1 and 10 (got {g.candidates})")
-    if not 20 <= g.max_file_lines <= 1_000_000:
-        out.append(f"generate.max_file_lines must be at least 20 (got {g.max_file_lines})")
+    if not 200 <= c.budget_tokens <= 1_000_000:
+        out.append(f"context.budget_tokens must be between 200 and 1000000 (got {c.budget_tokens})")
+    if not 0 <= c.full_file_tokens <= 1_000_000:
+        out.append(f"context.full_file_tokens must be at least 0 (got {c.full_file_tokens})")
+    if not 0 <= c.max_callers <= 1000:
+        out.append(f"context.max_callers must be between 0 and 1000 (got {c.max_callers})")
     return out
 
 

@@ -88,7 +88,16 @@ def prepare(req: GenerateRequest, ws: Workspace, settings: Settings, enc: Encodi
 
             selection = (shift(selection[0]), shift(selection[1]))
     base_text = decode(data)
-    context = build_context(ws, current, base_text, selection, settings.generate.max_file_lines)
+    c = settings.context
+    context = build_context(
+        ws,
+        current,
+        base_text,
+        selection,
+        budget=c.budget_tokens,
+        full_file_tokens=c.full_file_tokens,
+        max_callers=c.max_callers,
+    )
     return Prepared(current, base_text, context)
 
 

@@ -6,7 +6,7 @@ to get wrong); the parser accepts unified diffs and whole files as well.
 
 from __future__ import annotations
 
-from .context.slicer import Context, Excerpt
+from .context.slicer import DUNE, FILE, INTERFACE, ROLES, TARGET, Context, Piece
 from .providers.base import ChatMessage
 
 SYSTEM_PROMPT = """\
@@ -29,7 +29,8 @@ in the excerpt headers.
 - SEARCH must match the current lines exactly, whitespace included, and only \
 one place in the file. Prefer replacing whole top-level items (a whole `let`, \
 `type` or `module`) over single lines.
-- Never copy the line-number prefixes (like "  12| ") into a block.
+- Never copy the line-number prefixes (like "  12| ") into a block. A line \
+`...` marks lines left out of an excerpt: SEARCH only lines you were shown.
 - To create a file, give its path and an empty SEARCH section.
 - When a change needs other files to change too (the .mli, callers), include \
 blocks for them.
@@ -37,34 +38,43 @@ blocks for them.
 - Before the blocks, write at most one sentence saying what you changed."""
 
 
-def _numbered(excerpt: Excerpt) -> str:
-    width = max(4, len(str(excerpt.last_line)))
-    return "\n".join(
-        f"{n:>{width}}| {line}" for n, line in enumerate(excerpt.lines, excerpt.first_line)
-    )
+def _file_block(rel: str, pieces: list[Piece], total: int) -> str:
+    """One file's pieces merged into one numbered excerpt; skipped lines shown as `...`."""
+    lines: dict[int, str] = {}
+    for piece in pieces:
+        lines.update(zip(piece.numbers, piece.texts, strict=True))
+    numbers = sorted(lines)
+    width = max(4, len(str(numbers[-1])))
+    out: list[str] = []
+    previous = 0
+    for n in numbers:
+        if n > previous + 1:
+            out.append(f"{'':>{width}}  ...")
+        out.append(f"{n:>{width}}| {lines[n]}")
+        previous = n
+    if previous < total:
+        out.append(f"{'':>{width}}  ...")
+    roles = ", ".join(dict.fromkeys(_describe(p) for p in pieces))
+    return f"### {rel} ({total} lines; {roles})\n```ocaml\n" + "\n".join(out) + "\n```"
 
 
-def _header(excerpt: Excerpt) -> str:
-    span = (
-        f"lines {excerpt.first_line}-{excerpt.last_line} of {excerpt.total_lines}"
-        if excerpt.lines and (excerpt.first_line > 1 or excerpt.last_line < excerpt.total_lines)
-        else f"{excerpt.total_lines} lines"
-    )
-    return f"### {excerpt.rel} ({excerpt.role}, {span})"
+def _describe(piece: Piece) -> str:
+    return piece.label if piece.rank in (TARGET, FILE, INTERFACE, DUNE) else ROLES[piece.rank]
 
 
 def render_context(context: Context) -> str:
-    parts: list[str] = []
-    for excerpt in context.excerpts:
-        body = _numbered(excerpt) if excerpt.numbered else "\n".join(excerpt.lines)
-        parts.append(f"{_header(excerpt)}\n```ocaml\n{body}\n```")
+    """Files in order of their best piece's rank, the file being edited last."""
+    by_file: dict[str, list[Piece]] = {}
+    for piece in sorted(context.pieces, key=lambda p: p.rank):
+        by_file.setdefault(piece.rel, []).append(piece)
+    order = sorted(
+        by_file, key=lambda rel: (rel == context.rel, -min(p.rank for p in by_file[rel]))
+    )
+    parts = [_file_block(rel, by_file[rel], context.total_lines.get(rel, 0)) for rel in order]
     if context.target is not None:
         t = context.target
         what = f"`{t.name}` ({t.kind})" if t.name else t.kind
-        parts.append(
-            f"### Target: {what}, lines {t.start_line}-{t.end_line} of {t.rel}\n"
-            f"```ocaml\n{t.text}\n```"
-        )
+        parts.append(f"### Target: {what}, lines {t.start_line}-{t.end_line} of {t.rel}")
     return "\n\n".join(parts)
 
 

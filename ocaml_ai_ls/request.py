@@ -54,8 +54,11 @@ def _range(value: Any, name: str) -> types.Range | None:
     return rng
 
 
-def parse_request(args: Any) -> GenerateRequest:
-    """Check the command's argument: one object (or a one-element list of it)."""
+def parse_request(args: Any, instruction_required: bool = True) -> GenerateRequest:
+    """Check the command's argument: one object (or a one-element list of it).
+
+    `ocaml-ai.context` takes the same object, with the instruction optional.
+    """
     if isinstance(args, list | tuple) and len(args) == 1:
         args = args[0]
     if not isinstance(args, Mapping):
@@ -64,6 +67,8 @@ def parse_request(args: Any) -> GenerateRequest:
     if not isinstance(uri, str) or not uri.startswith("file:"):
         raise RequestError("`uri` must be a file: URI")
     instruction = args.get("instruction")
+    if not instruction_required and instruction is None:
+        instruction = "(none)"
     if not isinstance(instruction, str) or not instruction.strip():
         raise RequestError("`instruction` must be a non-empty string")
     if len(instruction) > MAX_INSTRUCTION_CHARS:

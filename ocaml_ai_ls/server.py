@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from collections.abc import Generator
 from dataclasses import replace
 from pathlib import Path
@@ -27,20 +28,25 @@ from .config import (
     client_section,
     read_config_file,
 )
+from .context.index import WorkspaceIndex
+from .context.slicer import Context
 from .documents import DocumentStore
 from .instructions import find_instructions
-from .pipeline import STAGES, EditorSupport, generate, stale_files
+from .pipeline import STAGES, EditorSupport, GenerationError, generate, prepare, stale_files
 from .positions import Encoding
 from .progress import Progress
 from .providers import make_provider
 from .providers.openai import OpenAICompatible
 from .request import GenerateRequest, GenerateResult, RequestError, parse_request
 from .uris import uri_to_path
-from .workspace import Workspace, find_root
+from .workspace import Workspace, find_root, is_inside
 
 log = logging.getLogger(__name__)
 
 CONFIG_SECTION = "ocaml-ai"
+CONTEXT_COMMAND = "ocaml-ai.context"
+#: Files whose changes the index follows (registered with the client when it can).
+WATCHED_GLOBS = ("**/*.ml", "**/*.mli", "**/dune")
 
 
 class OcamlAiProtocol(LanguageServerProtocol):
@@ -68,6 +74,25 @@ class OcamlAiProtocol(LanguageServerProtocol):
             ]
         return (yield from super().lsp_initialize(params))
 
+    @lsp_method(types.SHUTDOWN)
+    def lsp_shutdown(self, *args: Any) -> Generator[Any, Any, None]:
+        """Cancel what is in flight, iterating over a snapshot.
+
+        pygls 2.1 cancels pending requests while iterating the live dict; a
+        cancelled future's callback removes itself from it, so a shutdown
+        during a generation failed and the server never exited
+        (openlawlibrary/pygls#606).
+        """
+        if (user_handler := self.fm.features.get(types.SHUTDOWN)) is not None:
+            yield user_handler, args, None
+        current_id = self.msg_id
+        for task in list(self.cancellable.values()):
+            task.cancel()
+        for msg_id, future in list(self._request_futures.items()):
+            if msg_id != current_id and not future.done():
+                future.cancel()
+        self._shutdown = True
+
     def _handle_cancel_notification(self, msg_id: int | str) -> None:
         task = self.cancellable.pop(msg_id, None)
         if task is not None:
@@ -91,6 +116,10 @@ class OcamlAiServer(LanguageServer):
         self._provider: OpenAICompatible | None = None
         self._provider_key: tuple[Any, ...] | None = None
         self._closing: asyncio.Future[None] | None = None
+        #: One context index per workspace root, built in the background.
+        self.indexes: dict[Path, WorkspaceIndex] = {}
+        self.stopping = threading.Event()
+        self._background: set[asyncio.Future[None]] = set()
 
     @property
     def lsp(self) -> OcamlAiProtocol:
@@ -138,7 +167,46 @@ class OcamlAiServer(LanguageServer):
         path = uri_to_path(uri)
         if path is None:
             raise RequestError(f"{uri} is not a file URI")
-        return Workspace(find_root(path, self.folders), self.documents)
+        root = find_root(path, self.folders)
+        return Workspace(root, self.documents, self.index_for(root))
+
+    # -- the context index -------------------------------------------------
+
+    def index_for(self, root: Path) -> WorkspaceIndex:
+        """The root's index; the first call starts indexing it in the background."""
+        index = self.indexes.get(root)
+        if index is None:
+            index = self.indexes[root] = WorkspaceIndex(root, self.documents)
+            task = asyncio.ensure_future(self.build_index(index))
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+        return index
+
+    def index_holding(self, path: Path) -> WorkspaceIndex | None:
+        """The innermost existing index whose root holds `path`."""
+        holding = [i for r, i in self.indexes.items() if is_inside(path, r)]
+        return max(holding, key=lambda i: len(i.root.parts)) if holding else None
+
+    async def build_index(self, index: WorkspaceIndex) -> None:
+        """Index every source file in a thread, with cancellable `$/progress`."""
+        progress = Progress(self, "ocaml-ai: indexing")
+        await progress.begin(index.root.name)
+        loop = asyncio.get_running_loop()
+        cancelled = threading.Event()
+        progress.on_cancel(cancelled.set)
+
+        def report(done: int, total: int) -> None:
+            percent = done * 100 // max(total, 1)
+            loop.call_soon_threadsafe(progress.report, f"{done}/{total} files", percent)
+
+        def stop() -> bool:
+            return cancelled.is_set() or self.stopping.is_set()
+
+        try:
+            await asyncio.to_thread(index.scan, report, stop)
+        except Exception:  # a bug here must not take the server down
+            log.exception("indexing %s failed", index.root)
+        progress.end("cancelled" if cancelled.is_set() else f"{len(index.files)} files")
 
     async def run_generation(self, req: GenerateRequest, title: str) -> GenerateResult:
         """Run the pipeline with progress; a cancelled progress gives a cancelled result."""
@@ -212,9 +280,33 @@ def create_server() -> OcamlAiServer:
     async def initialized(ls: OcamlAiServer, params: types.InitializedParams) -> None:
         for error in ls.startup_errors:
             ls.show(f"ocaml-ai-ls settings: {error}")
+        for folder in ls.folders:
+            ls.index_for(folder)
         caps = ls.client_capabilities.workspace
+        watched = caps.did_change_watched_files if caps else None
+        if watched and watched.dynamic_registration:
+            await register_watchers(ls)
         if caps and caps.configuration:
             await pull_configuration(ls)
+
+    async def register_watchers(ls: OcamlAiServer) -> None:
+        options = types.DidChangeWatchedFilesRegistrationOptions(
+            watchers=[types.FileSystemWatcher(glob_pattern=g) for g in WATCHED_GLOBS]
+        )
+        registration = types.Registration(
+            id="ocaml-ai-watched-files",
+            method=types.WORKSPACE_DID_CHANGE_WATCHED_FILES,
+            register_options=options,
+        )
+        try:
+            await asyncio.wait_for(
+                ls.client_register_capability_async(
+                    types.RegistrationParams(registrations=[registration])
+                ),
+                5,
+            )
+        except Exception as exc:
+            log.info("client/registerCapability failed: %s", exc)
 
     async def pull_configuration(ls: OcamlAiServer) -> None:
         try:
@@ -250,15 +342,55 @@ def create_server() -> OcamlAiServer:
 
     @server.feature(types.TEXT_DOCUMENT_DID_OPEN)
     def did_open(ls: OcamlAiServer, params: types.DidOpenTextDocumentParams) -> None:
-        ls.documents.open(params.text_document)
+        doc = ls.documents.open(params.text_document)
+        path = uri_to_path(doc.uri)
+        if path is not None and doc.kind is not None:
+            ls.index_for(find_root(path, ls.folders)).update_document(doc)
 
     @server.feature(types.TEXT_DOCUMENT_DID_CHANGE)
     def did_change(ls: OcamlAiServer, params: types.DidChangeTextDocumentParams) -> None:
-        ls.documents.change(params)
+        doc = ls.documents.change(params)
+        path = uri_to_path(params.text_document.uri)
+        index = ls.index_holding(path) if path is not None else None
+        if doc is not None and index is not None:
+            index.update_document(doc)
+
+    @server.feature(types.TEXT_DOCUMENT_DID_SAVE)
+    def did_save(ls: OcamlAiServer, params: types.DidSaveTextDocumentParams) -> None:
+        doc = ls.documents.get(params.text_document.uri)
+        path = uri_to_path(params.text_document.uri)
+        index = ls.index_holding(path) if path is not None else None
+        if index is not None and path is not None:
+            if doc is not None:
+                index.update_document(doc)
+            else:
+                index.changed(path)
 
     @server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
     def did_close(ls: OcamlAiServer, params: types.DidCloseTextDocumentParams) -> None:
         ls.documents.close(params.text_document.uri)
+        path = uri_to_path(params.text_document.uri)
+        index = ls.index_holding(path) if path is not None else None
+        if index is not None and path is not None:
+            index.changed(path)  # the disk's text counts again
+
+    @server.feature(types.WORKSPACE_DID_CHANGE_WATCHED_FILES)
+    def did_change_watched_files(
+        ls: OcamlAiServer, params: types.DidChangeWatchedFilesParams
+    ) -> None:
+        for event in params.changes:
+            path = uri_to_path(event.uri)
+            index = ls.index_holding(path) if path is not None else None
+            if index is None or path is None or ls.documents.get(event.uri) is not None:
+                continue  # an open buffer is fresher than the disk
+            if event.type == types.FileChangeType.Deleted:
+                index.removed(path)
+            else:
+                index.changed(path)
+
+    @server.feature(types.SHUTDOWN)
+    def shutdown(ls: OcamlAiServer, params: None) -> None:
+        ls.stopping.set()
 
     @server.feature(
         types.TEXT_DOCUMENT_CODE_ACTION,
@@ -324,5 +456,16 @@ def create_server() -> OcamlAiServer:
         if req.apply and result.error and not result.cancelled:
             ls.show(f"AI: {result.error}")
         return result.to_json()
+
+    @server.command(CONTEXT_COMMAND)
+    def context_command(ls: OcamlAiServer, *args: Any) -> dict[str, Any]:
+        try:
+            req = parse_request(list(args), instruction_required=False)
+            ws = ls.workspace_for(req.uri)
+            prep = prepare(req, ws, ls.settings, ls.documents.encoding)
+        except (RequestError, GenerationError) as exc:
+            raise JsonRpcInvalidParams(f"{CONTEXT_COMMAND}: {exc}") from None
+        context: Context = prep.context
+        return context.to_json()
 
     return server

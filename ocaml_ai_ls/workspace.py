@@ -12,9 +12,13 @@ import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING
 
 from .documents import DocumentStore
 from .uris import path_to_uri
+
+if TYPE_CHECKING:
+    from .context.index import WorkspaceIndex
 
 #: Directories whose files are never read into a prompt nor edited.
 SKIPPED_DIRS = frozenset({".git", "_build", "_opam", "node_modules", ".hg", ".svn"})
@@ -64,9 +68,13 @@ def is_inside(path: Path, root: Path) -> bool:
 class Workspace:
     """Reads and resolves files under one root."""
 
-    def __init__(self, root: Path, documents: DocumentStore) -> None:
+    def __init__(
+        self, root: Path, documents: DocumentStore, index: WorkspaceIndex | None = None
+    ) -> None:
         self.root = root
         self.documents = documents
+        #: The context engine's index of this root (one is built on demand if None).
+        self.index = index
 
     def rel(self, path: Path) -> str:
         try:

@@ -170,6 +170,14 @@ class Editor:
             if not isinstance(item.get("command"), str)
         ]
 
+    def progress_tokens(self, title_prefix: str) -> list[Any]:
+        """Tokens of the progress reports whose begin title starts with the prefix."""
+        return [
+            token
+            for token, reports in self.client.progress_reports.items()
+            if any(getattr(r, "title", "").startswith(title_prefix) for r in reports)
+        ]
+
     def progress_messages(self) -> list[str]:
         out: list[str] = []
         for reports in self.client.progress_reports.values():

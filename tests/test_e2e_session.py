@@ -140,7 +140,7 @@ async def test_cancelling_the_progress_returns_a_cancelled_result(
     model.enqueue(Reply(answers=LONG, stream=True, chunk_size=4, chunk_delay=0.05))
     job = asyncio.ensure_future(editor.generate(uri=editor.uri(SHAPES), instruction="x"))
     assert await wait_until(lambda: bool(model.requests))
-    [token] = list(editor.client.progress_reports)
+    [token] = editor.progress_tokens("AI: ")
     editor.client.window_work_done_progress_cancel(types.WorkDoneProgressCancelParams(token=token))
     result = await asyncio.wait_for(job, 10)
     assert result["cancelled"] is True and result["candidates"] == []
@@ -232,3 +232,17 @@ async def test_environment_overrides_the_endpoint_and_carries_the_key(
         assert model.headers[-1].get("authorization") == "Bearer sk-secret"
     finally:
         await stop_editor(editor)
+
+
+async def test_shutdown_during_a_generation_ends_it_and_the_server(
+    project: Path, model: ScriptedModel
+) -> None:
+    editor = await start_editor(project, model.base_url)
+    model.enqueue(Reply(answers=LONG, stream=True, chunk_size=4, chunk_delay=0.05))
+    job = asyncio.ensure_future(editor.generate(uri=editor.uri(SHAPES), instruction="x"))
+    assert await wait_until(lambda: bool(model.requests))
+    await asyncio.wait_for(editor.client.shutdown_session(), 10)  # raised before the fix
+    await asyncio.wait_for(editor.client.stop(), 10)
+    await asyncio.wait([job], timeout=10)
+    assert job.done()
+    assert model.wait_for_disconnect(5)

@@ -53,6 +53,11 @@ def item_name(node: Node) -> str | None:
         child = queue.pop(0)
         if child.type in _NAME_TYPES and child.text is not None:
             return child.text.decode("utf-8", "replace")
+        if child.type == "let_binding":  # only its pattern names it (`let () = ...`: nothing)
+            pattern = child.child_by_field_name("pattern")
+            if pattern is not None and pattern.type in _NAME_TYPES and pattern.text is not None:
+                return pattern.text.decode("utf-8", "replace")
+            continue
         if child.type in ("structure", "signature", "function_expression", "fun_expression"):
             continue  # a name in a body belongs to something else
         queue.extend(child.named_children)

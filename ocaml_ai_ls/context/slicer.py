@@ -1,38 +1,97 @@
-"""What the model is shown for one request.
+"""What the model is shown for one request: ranked pieces packed into a token budget.
 
-At this stage: the current file with line numbers (a window around the target
-when the file is long), the target item (found with tree-sitter), and the
-other half of the module (`.mli` for an `.ml`, and the reverse).
+Ranks, most needed first:
+
+1. the target item (the top-level definition around the selection);
+2. the rest of the current file (whole when small, else an outline:
+   signatures and types, bodies left out);
+3. the other half of the module (`.mli` of an `.ml`, outline of the `.ml`);
+4. definitions of the names the target uses, resolved like the compiler
+   does (see `resolve`): signatures of values, whole types;
+5. the types of the constructors and fields the target uses, and of the
+   types in the signatures of rank 4;
+6. the dune stanza of the file's library or executable;
+7. callers of the target in the workspace.
+
+Pieces are packed greedily by rank; one that does not fit is dropped whole,
+never cut in the middle of a definition. Every piece keeps its file and line
+numbers, so the model can aim a diff at it.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from ..positions import EOL_STR, encode
 from ..workspace import FileText, Workspace
-from .items import Item, enclosing_item
+from .index import SourceFile, WorkspaceIndex
+from .items import enclosing_item
 from .parsing import SourceKind, parse
+from .resolve import Found, Location, Resolver
+from .summary import FULL_KINDS, DefKind, FileSummary, RefKind, summarize
 
-#: Lines of the current file shown on each side of the target when the file is long.
-WINDOW_MARGIN = 200
+#: Ranks, and what each means to the model.
+TARGET, FILE, INTERFACE, DEFINITION, TYPE, DUNE, CALLER = 1, 2, 3, 4, 5, 6, 7
+ROLES = {
+    TARGET: "the target",
+    FILE: "the rest of the file being edited",
+    INTERFACE: "the other half of the module",
+    DEFINITION: "definitions the target uses",
+    TYPE: "types of what the target uses",
+    DUNE: "the dune stanza",
+    CALLER: "callers of the target",
+}
+#: At most this many definitions are taken for one use (an ambiguous name).
+MAX_PER_USE = 3
+_MODULE_SCOPES = frozenset({DefKind.MODULE, DefKind.FUNCTOR, DefKind.MODULE_TYPE})
+
+
+def estimate_tokens(lines: Iterable[str]) -> int:
+    """Tokens a numbered excerpt costs: about 4 bytes per token, plus the `  12| ` prefix.
+
+    Deliberately simple and stable (no tokenizer download); it errs high for
+    code, which is what a budget wants.
+    """
+    return sum(len(encode(line)) + 7 for line in lines) // 4 + 1
 
 
 @dataclass(frozen=True)
-class Excerpt:
-    """Lines `first_line`..`first_line + len(lines) - 1` (1-based) of a file."""
+class Piece:
+    """Some lines of one file (1-based numbers, maybe with gaps) and why they are shown."""
 
+    rank: int
     rel: str
-    role: str
-    lines: tuple[str, ...]
-    first_line: int = 1
-    total_lines: int = 0
-    numbered: bool = True
+    numbers: tuple[int, ...]
+    texts: tuple[str, ...]
+    label: str
+
+    @property
+    def tokens(self) -> int:
+        return estimate_tokens(self.texts)
+
+    @property
+    def first_line(self) -> int:
+        return self.numbers[0] if self.numbers else 0
 
     @property
     def last_line(self) -> int:
-        return self.first_line + len(self.lines) - 1
+        return self.numbers[-1] if self.numbers else 0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "rank": self.rank,
+            "role": ROLES[self.rank],
+            "label": self.label,
+            "path": self.rel,
+            "startLine": self.first_line,
+            "endLine": self.last_line,
+            "lines": list(self.numbers),
+            "text": "\n".join(self.texts),
+            "tokens": self.tokens,
+        }
 
 
 @dataclass(frozen=True)
@@ -51,12 +110,38 @@ class Target:
 class Context:
     rel: str
     target: Target | None
-    excerpts: tuple[Excerpt, ...]
+    pieces: tuple[Piece, ...]
+    dropped: tuple[Piece, ...] = ()
+    budget: int = 0
+    total_lines: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def tokens(self) -> int:
+        return sum(p.tokens for p in self.pieces)
 
     @property
     def files(self) -> tuple[str, ...]:
         """Relative paths of every file shown, so a bare name can be resolved."""
-        return tuple(dict.fromkeys(e.rel for e in self.excerpts))
+        return tuple(dict.fromkeys(p.rel for p in self.pieces))
+
+    def to_json(self) -> dict[str, Any]:
+        target = self.target
+        return {
+            "path": self.rel,
+            "target": None
+            if target is None
+            else {
+                "path": target.rel,
+                "startLine": target.start_line,
+                "endLine": target.end_line,
+                "kind": target.kind,
+                "name": target.name,
+            },
+            "budget": self.budget,
+            "tokens": self.tokens,
+            "pieces": [p.to_json() for p in self.pieces],
+            "dropped": [p.to_json() for p in self.dropped],
+        }
 
 
 def split_lines(text: str) -> list[str]:
@@ -77,18 +162,300 @@ def sibling(path: Path) -> Path | None:
     return None
 
 
-def find_target(rel: str, text: str, start: int, end: int) -> Target | None:
-    """The item around the UTF-8 byte range [start, end] of `text`."""
-    kind = SourceKind.of(rel)
-    if kind is None:
-        return None
-    item: Item | None = enclosing_item(parse(encode(text), kind), start, end)
-    if item is None:
-        return None
-    lines = split_lines(text)[item.start_line : item.end_line + 1]
-    return Target(
-        rel, item.start_line + 1, item.end_line + 1, item.kind, item.name, "\n".join(lines)
-    )
+def outline(summary: FileSummary) -> list[int]:
+    """0-based lines of a file's outline: opens, signatures, whole types."""
+    keep: set[int] = set()
+    for d in summary.definitions:
+        if d.kind in (DefKind.CONSTRUCTOR, DefKind.FIELD):
+            continue
+        keep.update(range(d.start_line, d.sig_end_line + 1))
+    for imp in summary.imports:
+        if not imp.local:
+            keep.add(imp.line)
+    return sorted(keep)
+
+
+def scope_at(summary: FileSummary, line: int) -> tuple[str, ...]:
+    """The module path inside the file at a 0-based line."""
+    best: tuple[str, ...] = ()
+    for d in summary.definitions:
+        if d.kind in _MODULE_SCOPES and d.sig_end_line < line <= d.end_line:
+            scope = (*d.scope, d.name)
+            if len(scope) > len(best):
+                best = scope
+    return best
+
+
+def location(source: SourceFile, summary: FileSummary, line: int) -> Location:
+    """Where a use at `line` is, with the local opens of its item before it."""
+    chunk = summary.chunk_at(line)
+    opens: tuple[tuple[str, ...], ...] = ()
+    if chunk is not None:
+        opens = tuple(
+            i.path
+            for i in summary.imports
+            if i.local and not i.include and chunk.start_line <= i.line <= line
+        )
+    return Location(source, line, scope_at(summary, line), opens)
+
+
+class _Texts:
+    """File lines for pieces: open buffers over disk, read once per request."""
+
+    def __init__(self, ws: Workspace) -> None:
+        self.ws = ws
+        self._lines: dict[Path, list[str] | None] = {}
+
+    def lines(self, path: Path) -> list[str] | None:
+        if path not in self._lines:
+            found = self.ws.read(path)
+            self._lines[path] = split_lines(found.text) if found is not None else None
+        return self._lines[path]
+
+
+class _Slicer:
+    def __init__(
+        self,
+        ws: Workspace,
+        index: WorkspaceIndex,
+        current: FileText,
+        text: str,
+        selection: tuple[int, int] | None,
+    ) -> None:
+        self.ws = ws
+        self.index = index
+        self.current = current
+        self.texts = _Texts(ws)
+        self.lines = split_lines(text)
+        self.texts._lines[current.path] = self.lines
+        self.kind = SourceKind.of(current.path)
+        self.resolver = Resolver(index)
+        self.pieces: list[Piece] = []
+        self.target: Target | None = None
+        self.summary: FileSummary | None = None
+        self.source: SourceFile | None = None
+        self.span: tuple[int, int] | None = None  # target lines, 0-based inclusive
+        if self.kind is None:
+            return
+        data = encode(text)
+        tree = parse(data, self.kind)
+        self.summary = summarize(tree, data, self.kind, index.cache)
+        # the request's own text (instruction comment removed) stands for the file
+        self.source = SourceFile(current.path, current.rel, self.kind, self.summary)
+        if selection is not None:
+            item = enclosing_item(tree, *selection)
+            if item is not None:
+                self.span = (item.start_line, item.end_line)
+                self.target = Target(
+                    current.rel,
+                    item.start_line + 1,
+                    item.end_line + 1,
+                    item.kind,
+                    item.name,
+                    "\n".join(self.lines[item.start_line : item.end_line + 1]),
+                )
+
+    # -- pieces ---------------------------------------------------------------
+
+    def piece(
+        self, rank: int, rel: str, lines: list[str], numbers: Iterable[int], label: str
+    ) -> None:
+        """Add lines (0-based numbers) of a file as a piece."""
+        kept = [n for n in numbers if 0 <= n < len(lines)]
+        if kept:
+            self.pieces.append(
+                Piece(rank, rel, tuple(n + 1 for n in kept), tuple(lines[n] for n in kept), label)
+            )
+
+    def current_file(self, full_file_tokens: int) -> None:
+        rel = self.current.rel
+        everything = range(len(self.lines))
+        if self.span is None:
+            if self.summary is None or estimate_tokens(self.lines) <= full_file_tokens:
+                self.piece(TARGET, rel, self.lines, everything, "the file being edited")
+            else:
+                self.piece(TARGET, rel, self.lines, outline(self.summary), "outline of the file")
+            return
+        start, end = self.span
+        name = self.target.name if self.target and self.target.name else "the target"
+        self.piece(TARGET, rel, self.lines, range(start, end + 1), f"`{name}`")
+        rest = (
+            everything
+            if self.summary is None or estimate_tokens(self.lines) <= full_file_tokens
+            else outline(self.summary)
+        )
+        label = "the rest of the file" if rest is everything else "outline of the rest of the file"
+        self.piece(FILE, rel, self.lines, [n for n in rest if not start <= n <= end], label)
+
+    def other_half(self, full_file_tokens: int) -> None:
+        other = sibling(self.current.path)
+        if other is None:
+            return
+        lines = self.texts.lines(other)
+        if lines is None:
+            return
+        rel = self.index.rel(other)
+        summary = self.index.summary(other)
+        if estimate_tokens(lines) <= full_file_tokens or summary is None:
+            what = "interface" if other.suffix == ".mli" else "implementation"
+            self.piece(INTERFACE, rel, lines, range(len(lines)), f"the {what} of this module")
+        else:
+            self.piece(INTERFACE, rel, lines, outline(summary), "outline of the other half")
+
+    def uses(self) -> None:
+        """Definitions (rank 4) and types (rank 5) of what the target uses."""
+        if self.summary is None or self.source is None:
+            return
+        start, end = self.span if self.span is not None else (0, len(self.lines) - 1)
+        bound: set[str] = set()
+        for chunk in self.summary.chunks:
+            if chunk.start_line <= end and start <= chunk.end_line:
+                bound |= chunk.summary.bound
+        seen: set[tuple[str, int]] = set()
+        signatures: list[Found] = []
+        for ref in self.summary.references:
+            if not start <= ref.line <= end:
+                continue
+            if len(ref.path) == 1 and ref.kind is RefKind.VALUE and ref.path[0] in bound:
+                continue
+            loc = location(self.source, self.summary, ref.line)
+            found = self.resolver.resolve(ref.path, ref.kind, loc)[:MAX_PER_USE]
+            for f in found:
+                d = f.definition
+                if f.file.path == self.current.path and start <= d.line <= end:
+                    continue  # defined by the target itself
+                key = (f.file.rel, d.line)
+                if key in seen:
+                    continue
+                seen.add(key)
+                rank = TYPE if ref.kind in (RefKind.CONSTRUCTOR, RefKind.FIELD) else DEFINITION
+                self.definition(rank, f, ".".join(ref.path))
+                if d.kind not in FULL_KINDS:
+                    signatures.append(f)
+        for f in signatures:  # the types a used function takes and returns
+            self.signature_types(f, seen)
+
+    def definition(self, rank: int, f: Found, used_as: str) -> None:
+        d = f.definition
+        lines = self.texts.lines(f.file.path)
+        if lines is None:
+            return
+        last = d.end_line if d.kind in FULL_KINDS else d.sig_end_line
+        what = f"{d.owner}.{d.name}" if d.owner else d.name
+        self.piece(
+            rank, f.file.rel, lines, range(d.start_line, last + 1), f"`{used_as}`: {d.kind} {what}"
+        )
+
+    def signature_types(self, f: Found, seen: set[tuple[str, int]]) -> None:
+        summary = (
+            self.index.summary(f.file.path) if f.file.path != self.current.path else self.summary
+        )
+        if summary is None:
+            return
+        d = f.definition
+        for ref in summary.references:
+            if ref.kind is not RefKind.TYPE or not d.start_line <= ref.line <= d.sig_end_line:
+                continue
+            loc = location(f.file, summary, ref.line)
+            for t in self.resolver.resolve(ref.path, ref.kind, loc)[:MAX_PER_USE]:
+                key = (t.file.rel, t.definition.line)
+                if key not in seen:
+                    seen.add(key)
+                    self.definition(TYPE, t, ".".join(ref.path))
+
+    def dune(self) -> None:
+        unit = self.index.unit_of(self.current.path)
+        if unit is None or unit.stanza is None:
+            return
+        found = self.index.dune_text(unit.stanza)
+        if found is None:
+            return
+        rel, lines = found
+        deps = [s.name for s in self.resolver.dependencies(unit.stanza)]
+        label = f"{unit.stanza.kind} {unit.stanza.name}" + (
+            f" (workspace libraries it uses: {', '.join(deps)})" if deps else ""
+        )
+        self.piece(DUNE, rel, lines, range(unit.stanza.start_line, unit.stanza.end_line + 1), label)
+
+    def callers(self, limit: int) -> None:
+        if self.summary is None or self.span is None or limit <= 0:
+            return
+        start, end = self.span
+        names = {
+            d.name
+            for d in self.summary.definitions
+            if start <= d.line <= end and d.kind not in (DefKind.CONSTRUCTOR, DefKind.FIELD)
+        }
+        module = self.current.path.with_suffix("")
+        count = 0
+        for name in sorted(names):
+            for user in self.index.users(name):
+                summary = (
+                    self.summary
+                    if user.path == self.current.path
+                    else self.index.summary(user.path)
+                )
+                source = self.source if user.path == self.current.path else user
+                if summary is None or source is None:
+                    continue
+                for ref in summary.references:
+                    if ref.path[-1] != name:
+                        continue
+                    if user.path == self.current.path and start <= ref.line <= end:
+                        continue
+                    loc = location(source, summary, ref.line)
+                    hits = self.resolver.resolve(ref.path, ref.kind, loc)
+                    if not any(
+                        h.file.path.with_suffix("") == module and h.definition.name == name
+                        for h in hits
+                    ):
+                        continue
+                    if self.caller(user, summary, ref.line, name):
+                        count += 1
+                        if count >= limit:
+                            return
+
+    def caller(self, user: SourceFile, summary: FileSummary, line: int, name: str) -> bool:
+        chunk = summary.chunk_at(line)
+        lines = self.texts.lines(user.path)
+        if chunk is None or lines is None:
+            return False
+        head = min(
+            (
+                d.sig_end_line
+                for d in summary.definitions
+                if chunk.start_line <= d.line <= chunk.end_line
+            ),
+            default=chunk.start_line,
+        )
+        numbers = sorted({*range(chunk.start_line, head + 1), line})
+        self.piece(CALLER, user.rel, lines, numbers, f"uses `{name}`")
+        return True
+
+
+def pack(pieces: Sequence[Piece], budget: int) -> tuple[list[Piece], list[Piece]]:
+    """Pieces by rank that fit the budget (the target always does); the rest dropped.
+
+    Lines already shown by an earlier piece cost nothing again; a piece with
+    nothing new is left out altogether.
+    """
+    shown: dict[str, set[int]] = {}
+    kept: list[Piece] = []
+    dropped: list[Piece] = []
+    used = 0
+    for piece in sorted(pieces, key=lambda p: p.rank):  # stable: order within a rank kept
+        seen = shown.setdefault(piece.rel, set())
+        new = [(n, t) for n, t in zip(piece.numbers, piece.texts, strict=True) if n not in seen]
+        if not new:
+            continue
+        cost = estimate_tokens(t for _, t in new)
+        if piece.rank != TARGET and used + cost > budget:
+            dropped.append(piece)
+            continue
+        used += cost
+        seen.update(n for n, _ in new)
+        kept.append(piece)
+    return kept, dropped
 
 
 def build_context(
@@ -96,39 +463,29 @@ def build_context(
     current: FileText,
     text: str,
     selection: tuple[int, int] | None,
-    max_file_lines: int,
+    *,
+    budget: int = 6000,
+    full_file_tokens: int = 1500,
+    max_callers: int = 10,
+    index: WorkspaceIndex | None = None,
 ) -> Context:
     """The slice for a request on `current` whose text (maybe cleaned) is `text`.
 
     `selection` holds UTF-8 byte offsets into `text`; None means the whole file.
     """
-    target = find_target(current.rel, text, *selection) if selection else None
-    lines = split_lines(text)
-    first = 0
-    shown = lines
-    if len(lines) > max_file_lines:
-        centre = (target.start_line - 1) if target else 0
-        last_needed = (target.end_line - 1) if target else 0
-        first = max(0, centre - WINDOW_MARGIN)
-        last = min(len(lines), max(last_needed + 1 + WINDOW_MARGIN, first + max_file_lines))
-        shown = lines[first:last]
-    excerpts = [Excerpt(current.rel, "the file being edited", tuple(shown), first + 1, len(lines))]
-    other_path = sibling(current.path)
-    other = ws.read(other_path) if other_path else None
-    if other is not None:
-        other_lines = split_lines(other.text)
-        role = (
-            "the interface of the same module"
-            if other_path and other_path.suffix == ".mli"
-            else "the implementation of the same module"
-        )
-        excerpts.append(
-            Excerpt(
-                other.rel,
-                role,
-                tuple(other_lines[:max_file_lines]),
-                1,
-                len(other_lines),
-            )
-        )
-    return Context(current.rel, target, tuple(excerpts))
+    index = index or ws.index or WorkspaceIndex(ws.root, ws.documents)
+    slicer = _Slicer(ws, index, current, text, selection)
+    slicer.current_file(full_file_tokens)
+    if slicer.kind is not None:
+        slicer.other_half(full_file_tokens)
+        slicer.uses()
+        slicer.dune()
+        slicer.callers(max_callers)
+    kept, dropped = pack(slicer.pieces, budget)
+    totals = {current.rel: len(slicer.lines)}
+    for piece in kept:
+        if piece.rel not in totals:
+            path = ws.root / piece.rel
+            lines = slicer.texts.lines(path)
+            totals[piece.rel] = len(lines) if lines is not None else piece.last_line
+    return Context(current.rel, slicer.target, tuple(kept), tuple(dropped), budget, totals)

@@ -1,0 +1,396 @@
+"""The workspace index: every `.ml`/`.mli` under the root, summarised, with module names.
+
+Files are found by walking the root (skipping `_build`, `_opam`, `.git` and
+what `.gitignore` ignores; symlinked directories are not followed, so loops
+cannot stall it). A file's summary comes from the editor's buffer when it is
+open, else from disk; it is refreshed on `didChange` (from the buffer's
+incremental tree), on watched-file events and on `didSave`. Chunk summaries
+are cached by content hash in a bounded cache, so memory follows the
+workspace, not the session.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pathspec import GitIgnoreSpec
+
+from ..documents import Document, DocumentStore
+from ..uris import path_to_uri
+from ..workspace import SKIPPED_DIRS, is_inside
+from .dune import DuneFile, DuneSyntaxError, Stanza, module_name, read_dune
+from .parsing import SourceKind, parse
+from .summary import ChunkCache, FileSummary, summarize
+
+log = logging.getLogger(__name__)
+
+#: Source files larger than this are generated code: skipped with a log line.
+MAX_SOURCE_BYTES = 2_000_000
+
+
+@dataclass(eq=False)
+class SourceFile:
+    path: Path
+    rel: str
+    kind: SourceKind
+    summary: FileSummary | None = None
+
+    @property
+    def module(self) -> str:
+        return module_name(self.path.name.split(".", 1)[0])
+
+
+@dataclass(eq=False)
+class ModuleUnit:
+    """One compilation unit: `foo.ml` and `foo.mli` of a directory, and its stanza."""
+
+    name: str
+    dir: str
+    stanza: Stanza | None
+    ml: SourceFile | None = None
+    mli: SourceFile | None = None
+
+    def files(self) -> list[SourceFile]:
+        """Interface first: it is what other modules see."""
+        return [f for f in (self.mli, self.ml) if f is not None]
+
+
+@dataclass
+class _Tables:
+    """Derived lookups, rebuilt when files or dune files come or go."""
+
+    units: dict[Path, ModuleUnit] = field(default_factory=dict)
+    by_name: dict[str, list[ModuleUnit]] = field(default_factory=dict)
+    libraries: dict[str, Stanza] = field(default_factory=dict)
+
+
+def read_source(path: Path) -> bytes | None:
+    """The bytes of a source file, or None (with a log line) if it is not OCaml text."""
+    try:
+        if path.stat().st_size > MAX_SOURCE_BYTES:
+            log.info("index: skipping %s (larger than %d bytes)", path, MAX_SOURCE_BYTES)
+            return None
+        data = path.read_bytes()
+    except OSError as exc:
+        log.info("index: skipping %s (%s)", path, exc.strerror or exc)
+        return None
+    if b"\0" in data:
+        log.info("index: skipping %s (binary)", path)
+        return None
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        log.info("index: skipping %s (not UTF-8)", path)
+        return None
+    return data
+
+
+class WorkspaceIndex:
+    """Summaries and module structure of one workspace root."""
+
+    def __init__(
+        self, root: Path, documents: DocumentStore | None = None, cache: ChunkCache | None = None
+    ) -> None:
+        self.root = root
+        self.documents = documents
+        self.cache = cache or ChunkCache()
+        self.files: dict[Path, SourceFile] = {}
+        self.dune: dict[str, DuneFile] = {}
+        self.ready = threading.Event()
+        self._lock = threading.RLock()
+        self._tables: _Tables | None = None
+        #: name → files defining it at module level / using it; refreshed lazily.
+        self._definers: dict[str, set[Path]] = {}
+        self._users: dict[str, set[Path]] = {}
+        self._names_of: dict[Path, tuple[frozenset[str], frozenset[str]]] = {}
+        self._dirty: set[Path] = set()
+
+    # -- discovery ---------------------------------------------------------
+
+    def rel(self, path: Path) -> str:
+        try:
+            return path.relative_to(self.root).as_posix()
+        except ValueError:
+            return path.as_posix()
+
+    def walk(self) -> Iterator[Path]:
+        """Source and dune files under the root, ignored ones left out."""
+        specs: list[tuple[str, GitIgnoreSpec]] = []
+        for dirpath, dirnames, filenames in os.walk(self.root, followlinks=False):
+            here = Path(dirpath)
+            rel_dir = self.rel(here)
+            rel_dir = "" if rel_dir == "." else rel_dir
+            specs = [(d, s) for d, s in specs if not rel_dir or _under(rel_dir, d) or d == ""]
+            if ".gitignore" in filenames:
+                spec = _read_gitignore(here / ".gitignore")
+                if spec is not None:
+                    specs.append((rel_dir, spec))
+            dirnames[:] = sorted(
+                d
+                for d in dirnames
+                if d not in SKIPPED_DIRS
+                and not d.startswith(".")
+                and not _ignored(specs, _join(rel_dir, d) + "/")
+            )
+            for name in sorted(filenames):
+                if not (name.endswith((".ml", ".mli")) or name == "dune"):
+                    continue
+                if _ignored(specs, _join(rel_dir, name)):
+                    continue
+                path = here / name
+                if path.is_symlink() and not is_inside(path, self.root):
+                    continue
+                yield path
+
+    def scan(
+        self,
+        report: Callable[[int, int], None] = lambda done, total: None,
+        cancelled: Callable[[], bool] = lambda: False,
+    ) -> None:
+        """Index everything (blocking: run it in a thread); `report(done, total)` as it goes."""
+        started = time.perf_counter()
+        found = list(self.walk())
+        sources = [p for p in found if p.name != "dune"]
+        with self._lock:
+            for path in found:
+                if path.name == "dune":
+                    self._load_dune(path)
+            for path in sources:
+                kind = SourceKind.of(path)
+                if kind is not None and path not in self.files:
+                    self.files[path] = SourceFile(path, self.rel(path), kind)
+            self._tables = None
+        for done, path in enumerate(sources, 1):
+            if cancelled():
+                log.info("index: cancelled after %d of %d files", done - 1, len(sources))
+                return
+            self.summary(path)
+            if done % 50 == 0 or done == len(sources):
+                report(done, len(sources))
+        self.ready.set()
+        log.info("index: %d files in %.0f ms", len(sources), (time.perf_counter() - started) * 1000)
+
+    # -- summaries ------------------------------------------------------------
+
+    def summary(self, path: Path) -> FileSummary | None:
+        """The file's summary, computed on first use (open buffer over disk)."""
+        source = self.files.get(path)
+        if source is None:
+            kind = SourceKind.of(path)
+            if kind is None or not path.is_file() or not is_inside(path, self.root):
+                return None
+            source = self._add(path, kind)
+        if source.summary is None:
+            doc = self._document(path)
+            if doc is not None and doc.tree is not None:
+                self._set(source, summarize(doc.tree, doc.data, source.kind, self.cache))
+            else:
+                data = read_source(path)
+                if data is None:
+                    return None
+                self._set(source, self.summarize_bytes(data, source.kind))
+        return source.summary
+
+    def _set(self, source: SourceFile, summary: FileSummary | None) -> None:
+        source.summary = summary
+        self._dirty.add(source.path)
+
+    def summarize_bytes(self, data: bytes, kind: SourceKind) -> FileSummary:
+        return summarize(parse(data, kind), data, kind, self.cache)
+
+    def _document(self, path: Path) -> Document | None:
+        return self.documents.get(path_to_uri(path)) if self.documents is not None else None
+
+    def _add(self, path: Path, kind: SourceKind) -> SourceFile:
+        with self._lock:
+            source = self.files.get(path)
+            if source is None:
+                source = self.files[path] = SourceFile(path, self.rel(path), kind)
+                self._tables = None
+            return source
+
+    # -- freshness --------------------------------------------------------------
+
+    def update_document(self, doc: Document) -> None:
+        """Re-summarise an open buffer from its (incrementally parsed) tree."""
+        if doc.tree is None or doc.kind is None:
+            return
+        from ..uris import uri_to_path
+
+        path = uri_to_path(doc.uri)
+        if path is None or not is_inside(path, self.root):
+            return
+        source = self.files.get(path) or self._add(path, doc.kind)
+        self._set(source, summarize(doc.tree, doc.data, doc.kind, self.cache))
+
+    def changed(self, path: Path) -> None:
+        """A file was created or changed on disk (or saved): read it again."""
+        if path.name == "dune":
+            with self._lock:
+                self._load_dune(path)
+                self._tables = None
+            return
+        kind = SourceKind.of(path)
+        if kind is None:
+            return
+        if not path.exists():
+            self.removed(path)
+            return
+        source = self.files.get(path) or self._add(path, kind)
+        self._set(source, None)
+        self.summary(path)
+
+    def removed(self, path: Path) -> None:
+        with self._lock:
+            if path.name == "dune":
+                self.dune.pop(self.rel(path.parent), None)
+            elif self.files.pop(path, None) is None:
+                return
+            self._dirty.add(path)
+            self._tables = None
+
+    def _load_dune(self, path: Path) -> None:
+        rel_dir = self.rel(path.parent)
+        rel_dir = "" if rel_dir == "." else rel_dir
+        try:
+            text = path.read_text(encoding="utf-8")
+            self.dune[rel_dir] = read_dune(rel_dir, text)
+        except (OSError, UnicodeDecodeError, DuneSyntaxError) as exc:
+            log.info("index: cannot read %s: %s", path, exc)
+            self.dune.pop(rel_dir, None)
+
+    # -- names ------------------------------------------------------------------
+
+    def definers(self, name: str) -> list[SourceFile]:
+        """Files with a module-level definition named `name`."""
+        self._refresh_names()
+        return [self.files[p] for p in self._definers.get(name, ()) if p in self.files]
+
+    def users(self, name: str) -> list[SourceFile]:
+        """Files that use a path ending in `name`."""
+        self._refresh_names()
+        return [self.files[p] for p in self._users.get(name, ()) if p in self.files]
+
+    def _refresh_names(self) -> None:
+        with self._lock:
+            dirty, self._dirty = self._dirty, set()
+            for path in dirty:
+                old_defined, old_used = self._names_of.pop(path, (frozenset(), frozenset()))
+                for name in old_defined:
+                    self._definers.get(name, set()).discard(path)
+                for name in old_used:
+                    self._users.get(name, set()).discard(path)
+                source = self.files.get(path)
+                summary = source.summary if source is not None else None
+                if summary is None:
+                    continue
+                defined = frozenset(d.name for d in summary.definitions)
+                used = summary.used_names
+                self._names_of[path] = (defined, used)
+                for name in defined:
+                    self._definers.setdefault(name, set()).add(path)
+                for name in used:
+                    self._users.setdefault(name, set()).add(path)
+
+    # -- module structure -------------------------------------------------------
+
+    @property
+    def tables(self) -> _Tables:
+        tables = self._tables
+        if tables is None:
+            with self._lock:
+                tables = self._tables = self._build_tables()
+        return tables
+
+    def _build_tables(self) -> _Tables:
+        tables = _Tables()
+        for stanza in (s for d in self.dune.values() for s in d.stanzas):
+            if stanza.is_library:
+                tables.libraries[stanza.name] = stanza
+                if stanza.public_name:
+                    tables.libraries[stanza.public_name] = stanza
+        for source in list(self.files.values()):
+            key = source.path.with_suffix("")
+            unit = tables.units.get(key)
+            if unit is None:
+                rel_dir = self.rel(source.path.parent)
+                rel_dir = "" if rel_dir == "." else rel_dir
+                unit = ModuleUnit(source.module, rel_dir, self.stanza_of(rel_dir, source.module))
+                tables.units[key] = unit
+                tables.by_name.setdefault(unit.name, []).append(unit)
+            if source.kind is SourceKind.INTERFACE:
+                unit.mli = source
+            else:
+                unit.ml = source
+        return tables
+
+    def stanza_of(self, rel_dir: str, module: str) -> Stanza | None:
+        """The stanza a module of `rel_dir` belongs to (dune's `include_subdirs` followed)."""
+        parts = rel_dir.split("/") if rel_dir else []
+        for depth in range(len(parts), -1, -1):
+            d = "/".join(parts[:depth])
+            dune = self.dune.get(d)
+            if dune is None or (depth < len(parts) and not dune.include_subdirs):
+                continue
+            fallback: Stanza | None = None
+            for stanza in dune.stanzas:
+                if stanza.modules is not None:
+                    if module in stanza.modules:
+                        return stanza
+                elif fallback is None:
+                    fallback = stanza
+            if fallback is not None:
+                return fallback
+        return None
+
+    def unit_of(self, path: Path) -> ModuleUnit | None:
+        return self.tables.units.get(path.with_suffix(""))
+
+    def units_named(self, name: str) -> list[ModuleUnit]:
+        return self.tables.by_name.get(name, [])
+
+    def library(self, name: str) -> Stanza | None:
+        return self.tables.libraries.get(name)
+
+    def library_units(self, stanza: Stanza) -> list[ModuleUnit]:
+        return [u for u in self.tables.units.values() if u.stanza == stanza]
+
+    def dune_text(self, stanza: Stanza) -> tuple[str, list[str]] | None:
+        """The dune file's path relative to the root and its lines."""
+        path = self.root / stanza.dir / "dune"
+        try:
+            return self.rel(path), path.read_text(encoding="utf-8").splitlines()
+        except (OSError, UnicodeDecodeError):
+            return None
+
+
+def _join(rel_dir: str, name: str) -> str:
+    return f"{rel_dir}/{name}" if rel_dir else name
+
+
+def _under(rel: str, d: str) -> bool:
+    return rel == d or rel.startswith(d + "/")
+
+
+def _read_gitignore(path: Path) -> GitIgnoreSpec | None:
+    try:
+        return GitIgnoreSpec.from_lines(
+            path.read_text(encoding="utf-8", errors="replace").splitlines()
+        )
+    except (OSError, ValueError) as exc:
+        log.info("index: ignoring %s: %s", path, exc)
+        return None
+
+
+def _ignored(specs: list[tuple[str, GitIgnoreSpec]], rel: str) -> bool:
+    for base, spec in specs:
+        inner = rel[len(base) + 1 :] if base else rel
+        if spec.match_file(inner):
+            return True
+    return False

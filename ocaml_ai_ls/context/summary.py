@@ -1,0 +1,545 @@
+"""What one OCaml file defines, uses and opens, read with the `grammars/ocaml` queries.
+
+A file is summarised one top-level item at a time ("chunk": the item with the
+comments right above it). Chunk summaries hold lines relative to the chunk and
+are cached by the hash of the chunk's bytes, so after a keystroke only the
+edited item is queried again, and a file summary is a cheap list of chunks.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from enum import StrEnum
+from functools import cached_property
+
+from cachetools import LRUCache
+from tree_sitter import Node, QueryCursor, Tree
+
+from .parsing import SourceKind, query
+
+
+class DefKind(StrEnum):
+    VALUE = "value"
+    FUNCTION = "function"
+    EXTERNAL = "external"
+    TYPE = "type"
+    CONSTRUCTOR = "constructor"
+    FIELD = "field"
+    EXCEPTION = "exception"
+    MODULE = "module"
+    FUNCTOR = "functor"
+    MODULE_TYPE = "module_type"
+    CLASS = "class"
+
+
+class RefKind(StrEnum):
+    VALUE = "value"
+    TYPE = "type"
+    CONSTRUCTOR = "constructor"
+    FIELD = "field"
+    MODULE = "module"
+    MODULE_TYPE = "module_type"
+
+
+#: Which definition kinds a use of each kind can name.
+MATCHES: dict[RefKind, frozenset[DefKind]] = {
+    RefKind.VALUE: frozenset({DefKind.VALUE, DefKind.FUNCTION, DefKind.EXTERNAL}),
+    RefKind.TYPE: frozenset({DefKind.TYPE}),
+    RefKind.CONSTRUCTOR: frozenset({DefKind.CONSTRUCTOR, DefKind.EXCEPTION}),
+    RefKind.FIELD: frozenset({DefKind.FIELD}),
+    RefKind.MODULE: frozenset({DefKind.MODULE, DefKind.FUNCTOR}),
+    RefKind.MODULE_TYPE: frozenset({DefKind.MODULE_TYPE}),
+}
+
+#: Kinds shown whole (the model needs the body); the others by their signature.
+FULL_KINDS = frozenset(
+    {
+        DefKind.TYPE,
+        DefKind.CONSTRUCTOR,
+        DefKind.FIELD,
+        DefKind.EXCEPTION,
+        DefKind.MODULE_TYPE,
+        DefKind.EXTERNAL,
+    }
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Definition:
+    """One module-level definition; lines are 0-based and inclusive.
+
+    `start_line`..`sig_end_line` is what a caller needs to see (doc comment and
+    signature; the whole text for types), `start_line`..`end_line` all of it.
+    """
+
+    name: str
+    kind: DefKind
+    #: Enclosing modules (and module types) inside the file.
+    scope: tuple[str, ...]
+    line: int
+    start_line: int
+    sig_end_line: int
+    end_line: int
+    #: The type a constructor or field belongs to.
+    owner: str | None = None
+    #: `module A = B`: B; `module A = F (X)`: F (and `args` holds X).
+    body: tuple[str, ...] | None = None
+    args: tuple[tuple[str, ...], ...] = ()
+    #: `module A : S`, `module F (X : K) : S with ...`: S.
+    signature: tuple[str, ...] | None = None
+
+    def shifted(self, by: int) -> Definition:
+        if by == 0:
+            return self
+        return replace(
+            self,
+            line=self.line + by,
+            start_line=self.start_line + by,
+            sig_end_line=self.sig_end_line + by,
+            end_line=self.end_line + by,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Reference:
+    """A use of a (maybe qualified) name: `("Foo", "Bar", "x")`."""
+
+    path: tuple[str, ...]
+    kind: RefKind
+    line: int
+
+
+@dataclass(frozen=True, slots=True)
+class Import:
+    """`open M` / `include M` at `line`; `local` when inside an expression."""
+
+    path: tuple[str, ...]
+    include: bool
+    line: int
+    scope: tuple[str, ...]
+    local: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkSummary:
+    """One top-level item, lines relative to its first line."""
+
+    definitions: tuple[Definition, ...]
+    references: tuple[Reference, ...]
+    imports: tuple[Import, ...]
+    #: Names bound inside the item (parameters, local lets): uses of them are local.
+    bound: frozenset[str]
+
+
+@dataclass(frozen=True, slots=True)
+class Chunk:
+    start_line: int
+    end_line: int
+    start_byte: int
+    end_byte: int
+    summary: ChunkSummary
+
+
+#: Nodes a module-level definition may sit in; any other ancestor makes it local.
+_STRUCTURAL = frozenset(
+    {
+        "compilation_unit",
+        "structure",
+        "signature",
+        "value_definition",
+        "type_definition",
+        "type_binding",
+        "variant_declaration",
+        "record_declaration",
+        "constructor_declaration",
+        "exception_definition",
+        "module_definition",
+        "module_binding",
+        "module_type_definition",
+        "module_type_constraint",
+        "class_definition",
+        "class_binding",
+        "class_type_definition",
+        "class_type_binding",
+        "external",
+        "value_specification",
+        "include_module",
+    }
+)
+#: Path node types: a module path inside one of these is part of it.
+_PATHS = frozenset(
+    {
+        "value_path",
+        "type_constructor_path",
+        "constructor_path",
+        "field_path",
+        "module_path",
+        "extended_module_path",
+        "module_type_path",
+    }
+)
+_CONTAINERS = frozenset({"compilation_unit", "structure", "signature"})
+_FUNCTION_BODIES = frozenset({"fun_expression", "function_expression"})
+
+
+def _text(node: Node | None) -> str:
+    if node is None or node.text is None:
+        return ""
+    return node.text.decode("utf-8", "replace")
+
+
+def path_of(node: Node) -> tuple[str, ...]:
+    """`Foo.Bar.x` as ("Foo", "Bar", "x"); `F(X).t` names F; `Foo.( +++ )` keeps `(+++)`."""
+    text = "".join(_text(node).split())
+    parts: list[str] = []
+    depth = 0
+    current: list[str] = []
+    for ch in text:
+        if ch == "(":
+            depth += 1
+        elif ch == ")":
+            depth -= 1
+        if ch == "." and depth == 0:
+            parts.append("".join(current))
+            current = []
+        else:
+            current.append(ch)
+    parts.append("".join(current))
+    out = (p if p.startswith("(") else p.split("(", 1)[0] for p in parts)
+    return tuple(p for p in out if p)
+
+
+def _scope(node: Node, stop: Node) -> tuple[tuple[str, ...], bool]:
+    """Enclosing module names from `stop` down to `node`, and whether it is module-level."""
+    names: list[str] = []
+    level = True
+    current = node.parent
+    while current is not None and current != stop.parent:
+        kind = current.type
+        if kind not in _STRUCTURAL:
+            level = False
+        elif kind == "module_binding":
+            names.append(_first_named(current, "module_name"))
+        elif kind == "module_type_definition":
+            names.append(_first_named(current, "module_type_name"))
+        current = current.parent
+    names.reverse()
+    return tuple(names), level
+
+
+def _first_named(node: Node, kind: str) -> str:
+    for child in node.named_children:
+        if child.type == kind:
+            return _text(child)
+    return ""
+
+
+def _doc_start(item: Node) -> int:
+    """The first line of the comments directly above `item` (or its own first line)."""
+    first = item.start_point[0]
+    prev = item.prev_named_sibling
+    while prev is not None and prev.type == "comment" and prev.end_point[0] + 1 >= first:
+        first = prev.start_point[0]
+        prev = prev.prev_named_sibling
+    return first
+
+
+def _item_of(node: Node) -> Node:
+    """The structure item holding `node` (its ancestor whose parent is a container)."""
+    current = node
+    while current.parent is not None and current.parent.type not in _CONTAINERS:
+        current = current.parent
+    return current
+
+
+def _last_line(node: Node) -> int:
+    end_row, end_col = node.end_point
+    return end_row - 1 if end_col == 0 and end_row > node.start_point[0] else end_row
+
+
+def _definition(name_node: Node, node: Node, kind: str, top: Node) -> Definition | None:
+    scope, level = _scope(node, top)
+    if not level:
+        return None
+    name = _text(name_node)
+    item = _item_of(node)
+    start = node.start_point[0]
+    end = _last_line(node)
+    sig_end = end
+    owner: str | None = None
+    body: tuple[str, ...] | None = None
+    args: tuple[tuple[str, ...], ...] = ()
+    signature: tuple[str, ...] | None = None
+    dkind = DefKind(kind)
+    if node.type == "let_binding":
+        first_binding = node.parent is not None and node.parent.named_children[0] == node
+        if first_binding and node.parent is not None:
+            start = node.parent.start_point[0]
+        equals = next((c for c in node.children if c.type == "="), None)
+        sig_end = equals.start_point[0] if equals is not None else end
+        value = node.child_by_field_name("body")
+        if any(c.type == "parameter" for c in node.named_children) or (
+            value is not None and value.type in _FUNCTION_BODIES
+        ):
+            dkind = DefKind.FUNCTION
+    elif node.type == "value_specification":
+        typ = node.child_by_field_name("type")
+        if typ is not None and typ.type == "function_type":
+            dkind = DefKind.FUNCTION
+    elif node.type == "type_binding":
+        definition = node.parent if node.parent is not None else node
+        start, end = definition.start_point[0], _last_line(definition)
+        sig_end = end
+    elif node.type in ("constructor_declaration", "field_declaration"):
+        binding = node.parent
+        while binding is not None and binding.type not in ("type_binding", "exception_definition"):
+            binding = binding.parent
+        if binding is not None and binding.type == "exception_definition":
+            dkind = DefKind.EXCEPTION if node.type == "constructor_declaration" else dkind
+            start, end = binding.start_point[0], _last_line(binding)
+        elif binding is not None:
+            owner = _first_named(binding, "type_constructor")
+            definition = binding.parent if binding.parent is not None else binding
+            start, end = definition.start_point[0], _last_line(definition)
+        sig_end = end
+    elif node.type == "module_binding":
+        if node.parent is not None and node.parent.named_children[0] == node:
+            start = node.parent.start_point[0]
+        if any(c.type == "module_parameter" for c in node.named_children):
+            dkind = DefKind.FUNCTOR
+        value = node.child_by_field_name("body")
+        constraint = node.child_by_field_name("module_type")
+        if value is not None and value.type == "module_path":
+            body = path_of(value)
+        elif value is not None and value.type == "module_application":
+            functor = value.child_by_field_name("functor")
+            body = path_of(functor) if functor is not None else None
+            args = tuple(
+                path_of(p)
+                for a in value.named_children
+                if a != functor
+                for p in ([a] if a.type == "module_path" else a.named_children)
+                if p.type == "module_path"
+            )
+        if constraint is not None:
+            if constraint.type == "module_type_path":
+                signature = path_of(constraint)
+            elif constraint.type == "module_type_constraint":
+                inner = next(
+                    (c for c in constraint.named_children if c.type == "module_type_path"), None
+                )
+                signature = path_of(inner) if inner is not None else None
+        opener = next(
+            (c for c in (value, constraint) if c is not None and c.type in _CONTAINERS), None
+        )
+        sig_end = opener.start_point[0] if opener is not None else end
+    elif node.type == "class_binding":
+        value = node.child_by_field_name("body")
+        sig_end = value.start_point[0] if value is not None else end
+    if start == item.start_point[0]:
+        start = _doc_start(item)
+    base = top.start_point[0]
+    return Definition(
+        name=name,
+        kind=dkind,
+        scope=scope,
+        line=name_node.start_point[0] - base,
+        start_line=start - base,
+        sig_end_line=max(sig_end, start) - base,
+        end_line=end - base,
+        owner=owner,
+        body=body,
+        args=args,
+        signature=signature,
+    )
+
+
+def summarize_item(item: Node, kind: SourceKind) -> ChunkSummary:
+    """Run the definition, reference and import queries over one top-level item."""
+    base = item.start_point[0]
+    definitions: list[Definition] = []
+    bound: set[str] = set()
+    for _, captures in QueryCursor(query(kind, "definitions")).matches(item):
+        names = captures.get("name")
+        if not names:
+            continue
+        for capture, nodes in captures.items():
+            if capture.startswith("definition."):
+                found = _definition(names[0], nodes[0], capture.split(".", 1)[1], item)
+                if found is not None:
+                    definitions.append(found)
+                elif capture == "definition.value":
+                    bound.add(_text(names[0]))
+    references: list[Reference] = []
+    for capture, nodes in QueryCursor(query(kind, "references")).captures(item).items():
+        ref_kind = RefKind(capture.split(".", 1)[1])
+        for node in nodes:
+            parent = node.parent
+            if ref_kind is RefKind.MODULE and parent is not None and parent.type in _PATHS:
+                continue
+            if (
+                ref_kind is RefKind.MODULE
+                and parent is not None
+                and parent.type
+                in (
+                    "open_module",
+                    "include_module",
+                    "local_open_expression",
+                )
+            ):
+                continue
+            path = path_of(node)
+            if path:
+                references.append(Reference(path, ref_kind, node.start_point[0] - base))
+    imports: list[Import] = []
+    for _, captures in QueryCursor(query(kind, "imports")).matches(item):
+        modules = captures.get("module")
+        if not modules:
+            continue
+        module = modules[0]
+        include = "include" in captures
+        holder = captures.get("include") or captures.get("open") or [module]
+        scope, level = _scope(holder[0], item)
+        target = module
+        if module.type == "typed_module_expression":
+            target = next((c for c in module.named_children if c.type == "module_path"), module)
+        path = path_of(target)
+        if path and target.type in ("module_path", "extended_module_path"):
+            imports.append(Import(path, include, module.start_point[0] - base, scope, not level))
+    references.sort(key=lambda r: r.line)
+    imports.sort(key=lambda i: i.line)
+    bound.update(_patterns(item))
+    return ChunkSummary(tuple(definitions), tuple(references), tuple(imports), frozenset(bound))
+
+
+def _patterns(item: Node) -> set[str]:
+    """Names bound by patterns anywhere in the item (parameters, match cases, let-in)."""
+    out: set[str] = set()
+    stack = [item]
+    while stack:
+        node = stack.pop()
+        if node.type == "value_pattern":
+            out.add(_text(node))
+        elif node.child_count:
+            stack.extend(node.named_children)
+    return out
+
+
+class ChunkCache:
+    """Chunk summaries by (grammar, hash of the chunk's bytes), bounded, thread-safe."""
+
+    def __init__(self, maxsize: int = 50_000) -> None:
+        self._cache: LRUCache[tuple[SourceKind, bytes], ChunkSummary] = LRUCache(maxsize)
+        self._lock = threading.Lock()
+        self.hits = 0
+        self.misses = 0
+
+    def get(self, key: tuple[SourceKind, bytes]) -> ChunkSummary | None:
+        with self._lock:
+            found = self._cache.get(key)
+            if found is not None:
+                self.hits += 1
+            else:
+                self.misses += 1
+            return found
+
+    def put(self, key: tuple[SourceKind, bytes], value: ChunkSummary) -> None:
+        with self._lock:
+            self._cache[key] = value
+
+    def __len__(self) -> int:
+        return len(self._cache)
+
+
+class FileSummary:
+    """A file's chunks; absolute definitions, uses and opens are derived on demand."""
+
+    def __init__(self, kind: SourceKind, line_count: int, chunks: tuple[Chunk, ...]) -> None:
+        self.kind = kind
+        self.line_count = line_count
+        self.chunks = chunks
+
+    @cached_property
+    def definitions(self) -> tuple[Definition, ...]:
+        return tuple(d.shifted(c.start_line) for c in self.chunks for d in c.summary.definitions)
+
+    @cached_property
+    def references(self) -> tuple[Reference, ...]:
+        return tuple(
+            replace(r, line=r.line + c.start_line) if c.start_line else r
+            for c in self.chunks
+            for r in c.summary.references
+        )
+
+    @cached_property
+    def imports(self) -> tuple[Import, ...]:
+        return tuple(
+            replace(i, line=i.line + c.start_line) if c.start_line else i
+            for c in self.chunks
+            for i in c.summary.imports
+        )
+
+    @cached_property
+    def used_names(self) -> frozenset[str]:
+        """The last component of every use: a quick filter when looking for callers."""
+        return frozenset(r.path[-1] for c in self.chunks for r in c.summary.references)
+
+    def chunk_at(self, line: int) -> Chunk | None:
+        for chunk in self.chunks:
+            if chunk.start_line <= line <= chunk.end_line:
+                return chunk
+        return None
+
+    def defined(self, name: str) -> Iterator[Definition]:
+        return (d for d in self.definitions if d.name == name)
+
+
+def _item_item_key(kind: SourceKind, data: bytes, start: int, end: int) -> tuple[SourceKind, bytes]:
+    return (kind, hashlib.blake2b(data[start:end], digest_size=16).digest())
+
+
+def summarize(tree: Tree, data: bytes, kind: SourceKind, cache: ChunkCache) -> FileSummary:
+    """The summary of a parsed file, reusing cached chunk summaries."""
+    root = tree.root_node
+    chunks: list[Chunk] = []
+    pending: Node | None = None  # the first of the comments right above the next item
+    previous_end = -2
+    for node in root.named_children:
+        if node.type == "comment":
+            if pending is None or node.start_point[0] > previous_end + 1:
+                pending = node
+            previous_end = node.end_point[0]
+            continue
+        head = pending if pending is not None and previous_end + 1 >= node.start_point[0] else node
+        pending = None
+        previous_end = node.end_point[0]
+        key = _item_item_key(kind, data, head.start_byte, node.end_byte)
+        summary = cache.get(key)
+        if summary is None:
+            summary = summarize_item(node, kind)
+            if head.start_point[0] != node.start_point[0]:
+                summary = _rebase(summary, node.start_point[0] - head.start_point[0])
+            cache.put(key, summary)
+        chunks.append(
+            Chunk(head.start_point[0], _last_line(node), head.start_byte, node.end_byte, summary)
+        )
+    line_count = data.count(b"\n") + (0 if data.endswith(b"\n") or not data else 1)
+    return FileSummary(kind, line_count, tuple(chunks))
+
+
+def _rebase(summary: ChunkSummary, by: int) -> ChunkSummary:
+    """Lines relative to the item's first line made relative to its doc comment's."""
+    return ChunkSummary(
+        tuple(_rebased_definition(d, by) for d in summary.definitions),
+        tuple(replace(r, line=r.line + by) for r in summary.references),
+        tuple(replace(i, line=i.line + by) for i in summary.imports),
+        summary.bound,
+    )
+
+
+def _rebased_definition(d: Definition, by: int) -> Definition:
+    moved = d.shifted(by)
+    return replace(moved, start_line=0) if moved.start_line < 0 else moved

@@ -1,0 +1,7 @@
+; What brings names into scope: `open M` (also `open! M` and `let open M in`),
+; `M.(expr)` local opens, and `include M`. Module aliases `module A = B` are
+; definitions (definitions.scm) whose body is a module path.
+
+(open_module module: (_) @module) @open
+(local_open_expression (module_path) @module) @open
+(include_module module: (_) @module) @include
