@@ -10,7 +10,7 @@ from pathlib import Path
 
 from . import __version__
 
-COMMANDS = ("serve", "edit")
+COMMANDS = ("serve", "edit", "context")
 
 
 def _host_port(value: str) -> tuple[str, int]:
@@ -45,6 +45,17 @@ def _parser() -> argparse.ArgumentParser:
     edit.add_argument("--apply", action="store_true", help="write the best edit to the files")
     edit.add_argument("--json", action="store_true", help="print the command's result object")
     edit.add_argument("--verbose", "-v", action="store_true", help="show the server's messages")
+    context = sub.add_parser(
+        "context",
+        help="print the context a request at PATH:LINE would get",
+        description="Index the root and print the ranked pieces the model would see.",
+    )
+    context.add_argument("location", metavar="PATH[:LINE]")
+    context.add_argument("--root", type=Path, help="project root (default: nearest dune-project)")
+    context.add_argument(
+        "--instruction", default="", help="also look up the names this instruction mentions"
+    )
+    context.add_argument("--json", action="store_true", help="print the pieces as JSON")
     return parser
 
 
@@ -70,6 +81,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                 verbose=args.verbose,
             )
         )
+    if args.command == "context":
+        from .context.show import run_context
+        from .headless import UsageError, parse_location
+
+        try:
+            path, line, _col = parse_location(args.location)
+        except UsageError as e:
+            parser.error(str(e))
+        return run_context(path, line, args.root, args.instruction, args.json)
     logging.basicConfig(
         level=args.log_level.upper(),
         filename=args.log_file,

@@ -94,6 +94,7 @@ def prepare(req: GenerateRequest, ws: Workspace, settings: Settings, enc: Encodi
         current,
         base_text,
         selection,
+        instruction=req.instruction,
         budget=c.budget_tokens,
         full_file_tokens=c.full_file_tokens,
         max_callers=c.max_callers,

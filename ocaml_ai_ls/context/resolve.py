@@ -61,12 +61,14 @@ Module = UnitScope | Wrapper
 
 @dataclass(frozen=True)
 class Location:
-    """Where a use is: a file (maybe a buffer's fresher summary), a line, local opens."""
+    """Where a use is: a file (maybe a buffer's fresher summary), a line, and what
+    the expression around it adds: local opens and `let module`s, innermost last."""
 
     file: SourceFile
     line: int
     scope: tuple[str, ...] = ()
     local_opens: tuple[tuple[str, ...], ...] = ()
+    local_modules: tuple[Definition, ...] = ()
 
 
 @dataclass
@@ -114,6 +116,22 @@ class Resolver:
             ] + [m for outer in found for m in self._wrapped_units(outer, name)]
         return _unique(found)
 
+    def module_definitions(self, path: Sequence[str], loc: Location, depth: int = 0) -> list[Found]:
+        """The module definitions a module path goes through: `IS` in `IS.add`, then
+        what `module IS = Int_store` names, and `module Int_store = Kv.Make (Int_key)`,
+        the functor and its arguments, so the model sees how the module was made."""
+        out: list[Found] = []
+        if depth > MAX_DEPTH:
+            return out
+        for k in range(1, len(path) + 1):
+            for f in self._defs(path[:k], _MODULE_KINDS, loc, depth):
+                out.append(f)
+                d = f.definition
+                at = Location(f.file, d.line, d.scope)
+                for inner in (d.body, *d.args) if d.body is not None else ():
+                    out.extend(self.module_definitions(inner, at, depth + 1))
+        return _unique(out)
+
     # -- scopes ---------------------------------------------------------------
 
     def in_scope(
@@ -121,6 +139,10 @@ class Resolver:
     ) -> list[Found]:
         """Definitions named `name` visible at `loc`, latest binding first."""
         outer = Location(loc.file, loc.line, loc.scope)
+        if kinds & _MODULE_KINDS:
+            for d in reversed(loc.local_modules):
+                if d.name == name:
+                    return [Found(loc.file, d)]
         for opened in reversed(loc.local_opens):
             found = [
                 f
@@ -137,7 +159,7 @@ class Resolver:
             if (
                 d.name == name
                 and d.kind in kinds
-                and d.start_line <= loc.line
+                and (d.end_line < loc.line or (d.recursive and d.start_line <= loc.line))
                 and _visible(d.scope, loc.scope)
             ):
                 events.append((d.start_line, 1, d))
@@ -310,9 +332,8 @@ class Resolver:
         by_unit: dict[object, list[Found]] = {}
         for f in found:
             by_unit.setdefault(f.file.path.with_suffix(""), []).append(f)
-        if len(by_unit) > MAX_FALLBACK:
-            return []
-        return [f for group in by_unit.values() for f in _interface_first(group)]
+        found = [f for group in by_unit.values() for f in _interface_first(group)]
+        return found if len(found) <= MAX_FALLBACK else []
 
 
 def _interface_first(found: list[Found]) -> list[Found]:

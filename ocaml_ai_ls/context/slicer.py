@@ -7,9 +7,12 @@ Ranks, most needed first:
    signatures and types, bodies left out);
 3. the other half of the module (`.mli` of an `.ml`, outline of the `.ml`);
 4. definitions of the names the target uses, resolved like the compiler
-   does (see `resolve`): signatures of values, whole types;
+   does (see `resolve`): signatures of values, whole types, the module
+   definitions a qualified name goes through; then names the instruction
+   mentions that resolve at the target;
 5. the types of the constructors and fields the target uses, and of the
-   types in the signatures of rank 4;
+   types in the signatures of rank 4; then outlines of the modules the
+   target uses or the file opens (what else they offer);
 6. the dune stanza of the file's library or executable;
 7. callers of the target in the workspace.
 
@@ -20,8 +23,10 @@ numbers, so the model can aim a diff at it.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
@@ -30,8 +35,8 @@ from ..workspace import FileText, Workspace
 from .index import SourceFile, WorkspaceIndex
 from .items import enclosing_item
 from .parsing import SourceKind, parse
-from .resolve import Found, Location, Resolver
-from .summary import FULL_KINDS, DefKind, FileSummary, RefKind, summarize
+from .resolve import Found, Location, Module, Resolver, UnitScope
+from .summary import FULL_KINDS, MATCHES, Definition, DefKind, FileSummary, RefKind, summarize
 
 #: Ranks, and what each means to the model.
 TARGET, FILE, INTERFACE, DEFINITION, TYPE, DUNE, CALLER = 1, 2, 3, 4, 5, 6, 7
@@ -40,12 +45,25 @@ ROLES = {
     FILE: "the rest of the file being edited",
     INTERFACE: "the other half of the module",
     DEFINITION: "definitions the target uses",
-    TYPE: "types of what the target uses",
+    TYPE: "types of what the target uses, and what the modules it uses offer",
     DUNE: "the dune stanza",
     CALLER: "callers of the target",
 }
 #: At most this many definitions are taken for one use (an ambiguous name).
 MAX_PER_USE = 3
+#: A used module's outline larger than this is left out (it would crowd out the rest).
+MAX_INTERFACE_TOKENS = 1200
+#: Identifiers in an instruction, maybe qualified (`IS.of_list`).
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_']*(?:\.[A-Za-z_][A-Za-z0-9_']*)*")
+#: What a word of the instruction may name, tried in this order.
+_WORD_KINDS_UPPER = (RefKind.CONSTRUCTOR, RefKind.MODULE)
+_WORD_KINDS_LOWER = (RefKind.VALUE, RefKind.TYPE, RefKind.FIELD)
+#: English words too common to look up as names (data, one per line).
+STOPWORDS = frozenset(
+    line.strip()
+    for line in (files(__package__) / "stopwords.txt").read_text("utf-8").splitlines()
+    if line.strip() and not line.startswith("#")
+)
 _MODULE_SCOPES = frozenset({DefKind.MODULE, DefKind.FUNCTOR, DefKind.MODULE_TYPE})
 
 
@@ -187,16 +205,18 @@ def scope_at(summary: FileSummary, line: int) -> tuple[str, ...]:
 
 
 def location(source: SourceFile, summary: FileSummary, line: int) -> Location:
-    """Where a use at `line` is, with the local opens of its item before it."""
+    """Where a use at `line` is, with the local opens and modules of its item before it."""
     chunk = summary.chunk_at(line)
     opens: tuple[tuple[str, ...], ...] = ()
+    modules: tuple[Definition, ...] = ()
     if chunk is not None:
         opens = tuple(
             i.path
             for i in summary.imports
             if i.local and not i.include and chunk.start_line <= i.line <= line
         )
-    return Location(source, line, scope_at(summary, line), opens)
+        modules = tuple(d for d in summary.local_modules if d.line <= line <= d.end_line)
+    return Location(source, line, scope_at(summary, line), opens, modules)
 
 
 class _Texts:
@@ -235,6 +255,8 @@ class _Slicer:
         self.summary: FileSummary | None = None
         self.source: SourceFile | None = None
         self.span: tuple[int, int] | None = None  # target lines, 0-based inclusive
+        self.used_modules: list[Module] = []
+        self.seen: set[tuple[str, int]] = set()  # definitions already made pieces
         if self.kind is None:
             return
         data = encode(text)
@@ -311,8 +333,17 @@ class _Slicer:
         for chunk in self.summary.chunks:
             if chunk.start_line <= end and start <= chunk.end_line:
                 bound |= chunk.summary.bound
-        seen: set[tuple[str, int]] = set()
+        seen = self.seen
         signatures: list[Found] = []
+        for imp in self.summary.imports:  # `include M` / `open M` inside the target
+            if start <= imp.line <= end and not imp.local:
+                loc = location(self.source, self.summary, imp.line)
+                self.used_modules.extend(self.resolver.module(imp.path, loc, 0))
+                for f in self.resolver.module_definitions(imp.path, loc):
+                    key = (f.file.rel, f.definition.line)
+                    if key not in seen:
+                        seen.add(key)
+                        self.definition(DEFINITION, f, ".".join(imp.path))
         for ref in self.summary.references:
             if not start <= ref.line <= end:
                 continue
@@ -320,6 +351,10 @@ class _Slicer:
                 continue
             loc = location(self.source, self.summary, ref.line)
             found = self.resolver.resolve(ref.path, ref.kind, loc)[:MAX_PER_USE]
+            modules = ref.path if ref.kind is RefKind.MODULE else ref.path[:-1]
+            if modules:
+                found += self.resolver.module_definitions(modules, loc)
+                self.used_modules.extend(self.resolver.module(modules, loc, 0))
             for f in found:
                 d = f.definition
                 if f.file.path == self.current.path and start <= d.line <= end:
@@ -335,16 +370,15 @@ class _Slicer:
         for f in signatures:  # the types a used function takes and returns
             self.signature_types(f, seen)
 
-    def definition(self, rank: int, f: Found, used_as: str) -> None:
+    def definition(self, rank: int, f: Found, used_as: str, why: str = "") -> None:
         d = f.definition
         lines = self.texts.lines(f.file.path)
         if lines is None:
             return
         last = d.end_line if d.kind in FULL_KINDS else d.sig_end_line
         what = f"{d.owner}.{d.name}" if d.owner else d.name
-        self.piece(
-            rank, f.file.rel, lines, range(d.start_line, last + 1), f"`{used_as}`: {d.kind} {what}"
-        )
+        label = f"`{used_as}`: {d.kind} {what}" + (f" ({why})" if why else "")
+        self.piece(rank, f.file.rel, lines, range(d.start_line, last + 1), label)
 
     def signature_types(self, f: Found, seen: set[tuple[str, int]]) -> None:
         summary = (
@@ -362,6 +396,98 @@ class _Slicer:
                 if key not in seen:
                     seen.add(key)
                     self.definition(TYPE, t, ".".join(ref.path))
+
+    def named(self, instruction: str) -> None:
+        """Definitions the instruction names (`IS.of_list`, `Debug`, `zero`) that are in
+        scope at the target or members of a module the target uses."""
+        if self.summary is None or self.source is None or not instruction:
+            return
+        start = self.span[0] if self.span is not None else 0
+        loc = location(self.source, self.summary, start)
+        for word in dict.fromkeys(_IDENTIFIER.findall(instruction)):
+            path = tuple(word.split("."))
+            if len(path) == 1 and (len(word) < 3 or word.lower() in STOPWORDS):
+                continue
+            found = self._lookup(path, loc)
+            if not found and len(path) == 1 and word.endswith("s"):  # "removes": remove
+                found = self._lookup((word[:-1],), loc)
+            for f in found[:MAX_PER_USE]:
+                key = (f.file.rel, f.definition.line)
+                d = f.definition
+                in_target = (
+                    f.file.path == self.current.path
+                    and self.span is not None
+                    and self.span[0] <= d.line <= self.span[1]
+                )
+                if key not in self.seen and not in_target:
+                    self.seen.add(key)
+                    self.definition(DEFINITION, f, word, "named in the instruction")
+
+    def _lookup(self, path: tuple[str, ...], loc: Location) -> list[Found]:
+        assert self.summary is not None
+        name = path[-1]
+        kinds = _WORD_KINDS_UPPER if name[:1].isupper() else _WORD_KINDS_LOWER
+        for kind in kinds:
+            found = self.resolver.resolve(path, kind, loc)
+            if found:
+                return found
+        if len(path) > 1:
+            return []
+        # a word of the prose: `zero` for Vec.zero, `degenerate` for Shape.Degenerate
+        for module in dict.fromkeys(self.used_modules):
+            for candidate in dict.fromkeys((name, name.capitalize())):
+                kinds_of = _WORD_KINDS_UPPER if candidate[:1].isupper() else _WORD_KINDS_LOWER
+                for kind in kinds_of:
+                    found = self.resolver.member(module, candidate, MATCHES[kind], 0)
+                    if found:
+                        return found
+        return []
+
+    def interfaces(self) -> None:
+        """Outlines of the modules the target uses or the file opens (rank 5, last):
+        what else those modules offer, for edits that need more than is used now."""
+        if self.summary is None or self.source is None:
+            return
+        start = self.span[0] if self.span is not None else len(self.lines)
+        here = scope_at(self.summary, start)
+        for imp in self.summary.imports:
+            if not imp.local and imp.line < start and here[: len(imp.scope)] == imp.scope:
+                loc = Location(self.source, imp.line, imp.scope)
+                self.used_modules.extend(self.resolver.module(imp.path, loc, 0))
+        own = self.index.unit_of(self.current.path)
+        for module in dict.fromkeys(self.used_modules):
+            if not isinstance(module, UnitScope) or module.unit is own:
+                continue
+            self.interface(module, 0)
+
+    def interface(self, module: UnitScope, depth: int) -> None:
+        """One module's outline; the modules it includes follow, one level deep."""
+        for source in module.unit.files():
+            summary = self.index.summary(source.path)
+            lines = self.texts.lines(source.path)
+            if summary is None or lines is None:
+                continue
+            keep: set[int] = set()
+            for d in summary.definitions:
+                if d.scope != module.scope or d.kind in (DefKind.CONSTRUCTOR, DefKind.FIELD):
+                    continue
+                last = d.end_line if d.kind in FULL_KINDS else d.sig_end_line
+                keep.update(range(d.start_line, last + 1))
+            if not keep:
+                continue
+            numbers = sorted(keep)
+            if estimate_tokens(lines[n] for n in numbers if n < len(lines)) > MAX_INTERFACE_TOKENS:
+                return
+            name = ".".join((source.module, *module.scope))
+            self.piece(TYPE, source.rel, lines, numbers, f"what module {name} offers")
+            if depth == 0:
+                for imp in summary.imports:
+                    if imp.include and not imp.local and imp.scope == module.scope:
+                        at = Location(source, imp.line, imp.scope)
+                        for inner in self.resolver.module(imp.path, at, 1):
+                            if isinstance(inner, UnitScope):
+                                self.interface(inner, depth + 1)
+            return
 
     def dune(self) -> None:
         unit = self.index.unit_of(self.current.path)
@@ -464,6 +590,7 @@ def build_context(
     text: str,
     selection: tuple[int, int] | None,
     *,
+    instruction: str = "",
     budget: int = 6000,
     full_file_tokens: int = 1500,
     max_callers: int = 10,
@@ -479,6 +606,8 @@ def build_context(
     if slicer.kind is not None:
         slicer.other_half(full_file_tokens)
         slicer.uses()
+        slicer.named(instruction)
+        slicer.interfaces()
         slicer.dune()
         slicer.callers(max_callers)
     kept, dropped = pack(slicer.pieces, budget)

@@ -90,6 +90,8 @@ class Definition:
     args: tuple[tuple[str, ...], ...] = ()
     #: `module A : S`, `module F (X : K) : S with ...`: S.
     signature: tuple[str, ...] | None = None
+    #: Whether the definition sees itself (`let rec`, `module rec`, types unless `nonrec`).
+    recursive: bool = False
 
     def shifted(self, by: int) -> Definition:
         if by == 0:
@@ -132,6 +134,8 @@ class ChunkSummary:
     imports: tuple[Import, ...]
     #: Names bound inside the item (parameters, local lets): uses of them are local.
     bound: frozenset[str]
+    #: `let module M = ... in e`: the binding, `end_line` being the end of `e`.
+    local_modules: tuple[Definition, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -260,9 +264,27 @@ def _last_line(node: Node) -> int:
     return end_row - 1 if end_col == 0 and end_row > node.start_point[0] else end_row
 
 
-def _definition(name_node: Node, node: Node, kind: str, top: Node) -> Definition | None:
+_TYPE_PARTS = frozenset({"type_binding", "variant_declaration", "record_declaration"})
+
+
+def _recursive(node: Node) -> bool:
+    """`let rec`, `module rec`, and types (recursive unless `nonrec`)."""
+    holder = node.parent
+    while holder is not None and holder.type in _TYPE_PARTS:
+        holder = holder.parent
+    if holder is None:
+        return False
+    keywords = {c.type for c in holder.children if not c.is_named}
+    if holder.type == "type_definition":
+        return "nonrec" not in keywords
+    return "rec" in keywords
+
+
+def _definition(
+    name_node: Node, node: Node, kind: str, top: Node, local: bool = False
+) -> Definition | None:
     scope, level = _scope(node, top)
-    if not level:
+    if not level and not local:
         return None
     name = _text(name_node)
     item = _item_of(node)
@@ -336,6 +358,10 @@ def _definition(name_node: Node, node: Node, kind: str, top: Node) -> Definition
             (c for c in (value, constraint) if c is not None and c.type in _CONTAINERS), None
         )
         sig_end = opener.start_point[0] if opener is not None else end
+    elif node.type == "module_type_definition":
+        value = node.child_by_field_name("body")
+        if value is not None and value.type == "signature":
+            sig_end = value.start_point[0]
     elif node.type == "class_binding":
         value = node.child_by_field_name("body")
         sig_end = value.start_point[0] if value is not None else end
@@ -354,6 +380,7 @@ def _definition(name_node: Node, node: Node, kind: str, top: Node) -> Definition
         body=body,
         args=args,
         signature=signature,
+        recursive=_recursive(node),
     )
 
 
@@ -361,6 +388,7 @@ def summarize_item(item: Node, kind: SourceKind) -> ChunkSummary:
     """Run the definition, reference and import queries over one top-level item."""
     base = item.start_point[0]
     definitions: list[Definition] = []
+    local_modules: list[Definition] = []
     bound: set[str] = set()
     for _, captures in QueryCursor(query(kind, "definitions")).matches(item):
         names = captures.get("name")
@@ -373,6 +401,10 @@ def summarize_item(item: Node, kind: SourceKind) -> ChunkSummary:
                     definitions.append(found)
                 elif capture == "definition.value":
                     bound.add(_text(names[0]))
+                elif capture == "definition.module":
+                    local = _local_module(names[0], nodes[0], item)
+                    if local is not None:
+                        local_modules.append(local)
     references: list[Reference] = []
     for capture, nodes in QueryCursor(query(kind, "references")).captures(item).items():
         ref_kind = RefKind(capture.split(".", 1)[1])
@@ -412,7 +444,28 @@ def summarize_item(item: Node, kind: SourceKind) -> ChunkSummary:
     references.sort(key=lambda r: r.line)
     imports.sort(key=lambda i: i.line)
     bound.update(_patterns(item))
-    return ChunkSummary(tuple(definitions), tuple(references), tuple(imports), frozenset(bound))
+    return ChunkSummary(
+        tuple(definitions),
+        tuple(references),
+        tuple(imports),
+        frozenset(bound),
+        tuple(local_modules),
+    )
+
+
+def _local_module(name_node: Node, node: Node, item: Node) -> Definition | None:
+    """`let module M = P in e`, visible from its line to the end of `e`."""
+    holder = node.parent
+    let = holder.parent if holder is not None else None
+    if holder is None or holder.type != "module_definition" or let is None:
+        return None
+    if let.type != "let_expression":
+        return None
+    found = _definition(name_node, node, "module", item, local=True)
+    if found is None:
+        return None
+    end = _last_line(let) - item.start_point[0]
+    return replace(found, start_line=found.line, sig_end_line=found.line, end_line=end)
 
 
 def _patterns(item: Node) -> set[str]:
@@ -483,6 +536,10 @@ class FileSummary:
         )
 
     @cached_property
+    def local_modules(self) -> tuple[Definition, ...]:
+        return tuple(d.shifted(c.start_line) for c in self.chunks for d in c.summary.local_modules)
+
+    @cached_property
     def used_names(self) -> frozenset[str]:
         """The last component of every use: a quick filter when looking for callers."""
         return frozenset(r.path[-1] for c in self.chunks for r in c.summary.references)
@@ -537,6 +594,7 @@ def _rebase(summary: ChunkSummary, by: int) -> ChunkSummary:
         tuple(replace(r, line=r.line + by) for r in summary.references),
         tuple(replace(i, line=i.line + by) for i in summary.imports),
         summary.bound,
+        tuple(d.shifted(by) for d in summary.local_modules),
     )
 
 

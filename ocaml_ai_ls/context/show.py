@@ -1,0 +1,92 @@
+"""`ocaml-ai-ls context PATH:LINE`: print the slice a request there would get.
+
+The same library call the server makes, without a server or a model, so a
+user can see why the model did (not) know about a definition.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import TextIO
+
+from ..config import SettingsError, SettingsLayers, read_config_file
+from ..documents import DocumentStore
+from ..positions import encode
+from ..workspace import Workspace, find_root, is_inside
+from .index import WorkspaceIndex
+from .slicer import ROLES, Context, build_context
+
+
+class ContextError(Exception):
+    """A location or root that cannot be sliced; the message says why."""
+
+
+def slice_at(path: Path, line: int | None, root: Path | None, instruction: str = "") -> Context:
+    """The context for a request on `path` at 1-based `line` (None: the whole file)."""
+    root = root.resolve() if root is not None else find_root(path)
+    if not is_inside(path, root):
+        raise ContextError(f"{path} is not inside the root {root}")
+    try:
+        settings, errors = SettingsLayers(file=read_config_file(root)).build()
+    except SettingsError as e:
+        raise ContextError(str(e)) from None
+    if errors:
+        raise ContextError("; ".join(errors))
+    documents = DocumentStore()
+    index = WorkspaceIndex(root, documents)
+    index.scan()
+    ws = Workspace(root, documents, index)
+    current = ws.read(path)
+    if current is None:
+        raise ContextError(f"cannot read {path}")
+    selection = None
+    if line is not None:
+        lines = current.text.splitlines(keepends=True)
+        if line > len(lines):
+            raise ContextError(f"line {line} is past the end of the file ({len(lines)} lines)")
+        offset = len(encode("".join(lines[: line - 1])))
+        selection = (offset, offset)
+    c = settings.context
+    return build_context(
+        ws,
+        current,
+        current.text,
+        selection,
+        instruction=instruction,
+        budget=c.budget_tokens,
+        full_file_tokens=c.full_file_tokens,
+        max_callers=c.max_callers,
+        index=index,
+    )
+
+
+def print_context(context: Context, out: TextIO = sys.stdout) -> None:
+    """Each piece with its rank, file, lines and cost, then what did not fit."""
+    print(f"{context.rel}: {context.tokens} of {context.budget} tokens", file=out)
+    for p in context.pieces:
+        head = f"[{p.rank} {ROLES[p.rank]}] {p.rel}:{p.first_line}-{p.last_line}"
+        print(f"\n{head}  {p.label} ({p.tokens} tokens)", file=out)
+        width = len(str(p.last_line))
+        for n, text in zip(p.numbers, p.texts, strict=True):
+            print(f"{n:>{width}}| {text}", file=out)
+    for p in context.dropped:
+        where = f"{p.rel}:{p.first_line}-{p.last_line}"
+        print(f"\ndropped [{p.rank}] {where} {p.label} ({p.tokens} tokens)", file=out)
+
+
+def run_context(
+    path: Path, line: int | None, root: Path | None, instruction: str, as_json: bool
+) -> int:
+    try:
+        context = slice_at(path, line, root, instruction)
+    except ContextError as e:
+        print(f"ocaml-ai-ls context: {e}", file=sys.stderr)
+        return 2
+    if as_json:
+        json.dump(context.to_json(), sys.stdout, indent=2)
+        print()
+    else:
+        print_context(context)
+    return 0
