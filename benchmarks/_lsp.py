@@ -27,12 +27,16 @@ CAPABILITIES = types.ClientCapabilities(
 )
 
 
-async def start(root: Path, env: dict[str, str] | None = None) -> LanguageClient:
+async def start(
+    root: Path,
+    env: dict[str, str] | None = None,
+    capabilities: types.ClientCapabilities = CAPABILITIES,
+) -> LanguageClient:
     client = LanguageClient("benchmark", "0")
     await client.start_io(sys.executable, "-m", "ocaml_ai_ls", env=env)
     await client.initialize_async(
         types.InitializeParams(
-            capabilities=CAPABILITIES,
+            capabilities=capabilities,
             root_uri=path_to_uri(root),
             workspace_folders=[types.WorkspaceFolder(uri=path_to_uri(root), name=root.name)],
         )

@@ -7,6 +7,8 @@ large file costs little. Positions are read in the negotiated encoding.
 
 from __future__ import annotations
 
+import itertools
+from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
@@ -16,6 +18,20 @@ from tree_sitter import Point, Tree
 from .context.parsing import SourceKind, parse
 from .positions import Encoding, LineIndex, decode, encode
 from .uris import uri_to_path
+
+#: Edits a document remembers; a reader further behind re-reads the whole text.
+MAX_EDITS = 64
+_serials = itertools.count(1)
+
+
+@dataclass(frozen=True)
+class Edit:
+    """One replacement in byte offsets, and how many lines it added (or removed)."""
+
+    start: int
+    old_end: int
+    new_end: int
+    line_delta: int
 
 
 @dataclass
@@ -27,6 +43,13 @@ class Document:
     kind: SourceKind | None
     tree: Tree | None = None
     _index: LineIndex | None = field(default=None, repr=False)
+    #: Counts changes; with `serial`, tells a reader which text it last read.
+    generation: int = 0
+    serial: int = field(default_factory=lambda: next(_serials))
+    #: The last edits, by the generation they made; None for a whole-text change.
+    log: deque[tuple[int, Edit | None]] = field(
+        default_factory=lambda: deque(maxlen=MAX_EDITS), repr=False
+    )
 
     @classmethod
     def open(cls, uri: str, version: int, text: str, encoding: Encoding) -> Document:
@@ -56,6 +79,8 @@ class Document:
                 self.data = encode(change.text)
                 self._index = None
                 self.tree = None  # a whole new text: nothing to reuse
+                self.generation += 1
+                self.log.append((self.generation, None))
         self.version = version
         if self.kind is not None:
             self.tree = parse(self.data, self.kind, self.tree)
@@ -71,16 +96,37 @@ class Document:
         old_end_point = index.ts_point(end)
         self.data = self.data[:start] + new + self.data[end:]
         self._index = None
+        # where the inserted text ends, from the text itself (rows count `\n`, as
+        # tree-sitter does): no second pass over the document
+        newlines = new.count(b"\n")
+        new_end_point = (
+            (start_point[0] + newlines, len(new) - new.rfind(b"\n") - 1)
+            if newlines
+            else (start_point[0], start_point[1] + len(new))
+        )
+        self.generation += 1
+        edit = Edit(start, end, start + len(new), new_end_point[0] - old_end_point[0])
+        self.log.append((self.generation, edit))
         if self.tree is not None:
-            new_index = self.index
             self.tree.edit(
                 start_byte=start,
                 old_end_byte=end,
                 new_end_byte=start + len(new),
                 start_point=Point(*start_point),
                 old_end_point=Point(*old_end_point),
-                new_end_point=Point(*new_index.ts_point(start + len(new))),
+                new_end_point=Point(*new_end_point),
             )
+
+    def edits_since(self, generation: int) -> list[Edit] | None:
+        """The edits made after `generation`, in order; None when they are not all
+        known (a whole-text change, or older than the log keeps)."""
+        if generation == self.generation:
+            return []
+        newer = [(g, e) for g, e in self.log if g > generation]
+        if not newer or newer[0][0] != generation + 1:
+            return None
+        edits = [e for _, e in newer]
+        return None if any(e is None for e in edits) else [e for e in edits if e is not None]
 
 
 class DocumentStore:

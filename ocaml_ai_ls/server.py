@@ -93,6 +93,28 @@ class OcamlAiProtocol(LanguageServerProtocol):
                 future.cancel()
         self._shutdown = True
 
+    def _execute_handler(
+        self,
+        msg_id: Any,
+        handler: Any,
+        callback: Any,
+        args: tuple[Any, ...] | None = None,
+        kwargs: dict[str, Any] | None = None,
+    ) -> None:
+        """Forget a handler's future once it is done.
+
+        pygls 2.1 files the future of every generator handler under a fresh id,
+        and for notifications (`didChange` on each keystroke) nothing ever takes
+        it out: a long session leaked one future per notification.
+        """
+
+        def done(future: Any) -> None:
+            if self._request_futures.get(msg_id) is future:
+                del self._request_futures[msg_id]
+            callback(future)
+
+        super()._execute_handler(msg_id, handler, done, args, kwargs)
+
     def _handle_cancel_notification(self, msg_id: int | str) -> None:
         task = self.cancellable.pop(msg_id, None)
         if task is not None:

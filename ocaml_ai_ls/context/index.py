@@ -26,7 +26,7 @@ from ..uris import path_to_uri
 from ..workspace import SKIPPED_DIRS, is_inside
 from .dune import DuneFile, DuneSyntaxError, Stanza, module_name, read_dune
 from .parsing import SourceKind, parse
-from .summary import ChunkCache, FileSummary, summarize
+from .summary import ChunkCache, FileSummary, resummarize, summarize
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +99,7 @@ class WorkspaceIndex:
     ) -> None:
         self.root = root
         self.documents = documents
-        self.cache = cache or ChunkCache()
+        self.cache = cache if cache is not None else ChunkCache()
         self.files: dict[Path, SourceFile] = {}
         self.dune: dict[str, DuneFile] = {}
         self.ready = threading.Event()
@@ -110,6 +110,8 @@ class WorkspaceIndex:
         self._users: dict[str, set[Path]] = {}
         self._names_of: dict[Path, tuple[frozenset[str], frozenset[str]]] = {}
         self._dirty: set[Path] = set()
+        #: The open document (serial, generation) a file's summary was made from.
+        self._read_at: dict[Path, tuple[int, int]] = {}
 
     # -- discovery ---------------------------------------------------------
 
@@ -147,6 +149,30 @@ class WorkspaceIndex:
                 if path.is_symlink() and not is_inside(path, self.root):
                     continue
                 yield path
+
+    def indexable(self, path: Path) -> bool:
+        """Whether `walk` would list `path`: the same rules for a file an editor's
+        watcher reports (which sees `_build` copies and ignored files too)."""
+        if not is_inside(path, self.root):
+            return False
+        try:
+            rel = path.relative_to(self.root)
+        except ValueError:
+            return False
+        *dirs, name = rel.parts
+        if any(d in SKIPPED_DIRS or d.startswith(".") for d in dirs):
+            return False
+        specs: list[tuple[str, GitIgnoreSpec]] = []
+        prefix = ""
+        for d in ["", *dirs]:
+            prefix = _join(prefix, d) if d else prefix
+            ignore = self.root / prefix / ".gitignore"
+            spec = _read_gitignore(ignore) if ignore.is_file() else None
+            if spec is not None:
+                specs.append((prefix, spec))
+            if d and _ignored(specs, prefix + "/"):
+                return False
+        return not _ignored(specs, _join(prefix, name))
 
     def scan(
         self,
@@ -190,6 +216,7 @@ class WorkspaceIndex:
             doc = self._document(path)
             if doc is not None and doc.tree is not None:
                 self._set(source, summarize(doc.tree, doc.data, source.kind, self.cache))
+                self._read_at[path] = (doc.serial, doc.generation)
             else:
                 data = read_source(path)
                 if data is None:
@@ -199,6 +226,7 @@ class WorkspaceIndex:
 
     def _set(self, source: SourceFile, summary: FileSummary | None) -> None:
         source.summary = summary
+        self._read_at.pop(source.path, None)  # update_document sets it again
         self._dirty.add(source.path)
 
     def summarize_bytes(self, data: bytes, kind: SourceKind) -> FileSummary:
@@ -227,10 +255,26 @@ class WorkspaceIndex:
         if path is None or not is_inside(path, self.root):
             return
         source = self.files.get(path) or self._add(path, doc.kind)
-        self._set(source, summarize(doc.tree, doc.data, doc.kind, self.cache))
+        previous = source.summary
+        read = self._read_at.get(path)
+        edits = (
+            doc.edits_since(read[1])
+            if previous is not None and read is not None and read[0] == doc.serial
+            else None
+        )
+        if edits == []:
+            return  # this text is the one summarized
+        if previous is not None and edits is not None and len(edits) == 1:
+            summary = resummarize(previous, doc.tree, doc.data, doc.kind, self.cache, edits[0])
+        else:
+            summary = summarize(doc.tree, doc.data, doc.kind, self.cache)
+        self._set(source, summary)
+        self._read_at[path] = (doc.serial, doc.generation)
 
     def changed(self, path: Path) -> None:
         """A file was created or changed on disk (or saved): read it again."""
+        if path.name == "dune" and path.exists() and not self.indexable(path):
+            return
         if path.name == "dune":
             with self._lock:
                 self._load_dune(path)
@@ -242,6 +286,8 @@ class WorkspaceIndex:
         if not path.exists():
             self.removed(path)
             return
+        if not self.indexable(path):
+            return
         source = self.files.get(path) or self._add(path, kind)
         self._set(source, None)
         self.summary(path)
@@ -249,7 +295,8 @@ class WorkspaceIndex:
     def removed(self, path: Path) -> None:
         with self._lock:
             if path.name == "dune":
-                self.dune.pop(self.rel(path.parent), None)
+                rel_dir = self.rel(path.parent)
+                self.dune.pop("" if rel_dir == "." else rel_dir, None)
             elif self.files.pop(path, None) is None:
                 return
             self._dirty.add(path)
@@ -389,8 +436,12 @@ def _read_gitignore(path: Path) -> GitIgnoreSpec | None:
 
 
 def _ignored(specs: list[tuple[str, GitIgnoreSpec]], rel: str) -> bool:
-    for base, spec in specs:
+    """Whether `rel` is ignored: as in git, the deepest `.gitignore` with a rule
+    for it decides (so `!keep.ml` below can undo `*.ml` above)."""
+    ignored = False
+    for base, spec in specs:  # shallow to deep
         inner = rel[len(base) + 1 :] if base else rel
-        if spec.match_file(inner):
-            return True
-    return False
+        include = spec.check_file(inner).include
+        if include is not None:
+            ignored = include
+    return ignored

@@ -155,11 +155,19 @@ class Resolver:
         if summary is None:
             return []
         events: list[tuple[int, int, Definition | Import]] = []
+        group = summary.chunk_at(loc.line)  # `let rec f … and g …` see each other
         for d in summary.definitions:
             if (
                 d.name == name
                 and d.kind in kinds
-                and (d.end_line < loc.line or (d.recursive and d.start_line <= loc.line))
+                and (
+                    d.end_line < loc.line
+                    or (
+                        d.recursive
+                        and group is not None
+                        and group.start_line <= d.line <= group.end_line
+                    )
+                )
                 and _visible(d.scope, loc.scope)
             ):
                 events.append((d.start_line, 1, d))

@@ -135,7 +135,14 @@ class Context:
 
     @property
     def tokens(self) -> int:
-        return sum(p.tokens for p in self.pieces)
+        """What the pieces cost as `pack` counted them: a line shown twice, once."""
+        shown: set[tuple[str, int]] = set()
+        total = 0
+        for p in self.pieces:
+            new = [t for n, t in zip(p.numbers, p.texts, strict=True) if (p.rel, n) not in shown]
+            shown.update((p.rel, n) for n in p.numbers)
+            total += estimate_tokens(new) if new else 0
+        return total
 
     @property
     def files(self) -> tuple[str, ...]:
@@ -213,7 +220,7 @@ def location(source: SourceFile, summary: FileSummary, line: int) -> Location:
         opens = tuple(
             i.path
             for i in summary.imports
-            if i.local and not i.include and chunk.start_line <= i.line <= line
+            if i.local and not i.include and chunk.start_line <= i.line <= line <= i.end_line
         )
         modules = tuple(d for d in summary.local_modules if d.line <= line <= d.end_line)
     return Location(source, line, scope_at(summary, line), opens, modules)
