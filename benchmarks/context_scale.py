@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import random
 import statistics
 import tempfile
@@ -130,8 +129,9 @@ def rss_kib(pid: int) -> int:
 
 async def server_memory(
     root: Path, edits: int, env: dict[str, str] | None = None
-) -> tuple[int, int, float]:
-    """The server's RSS (KiB) after indexing, after `edits` didChange edits, and the index time."""
+) -> tuple[int, int, int, float]:
+    """The server's RSS (KiB) after indexing, once a 5,000-line buffer is open and
+    sliced, after `edits` one-character edits to it; and the indexing time."""
     caps = _lsp.CAPABILITIES
     caps = types.ClientCapabilities(
         workspace=caps.workspace,
@@ -168,8 +168,20 @@ async def server_memory(
     path = root / "big" / "big.ml"
     text = path.read_text("utf-8")
     uri = _lsp.open_doc(client, path, text)
+
+    async def slice_at(at: types.Position) -> None:
+        await client.workspace_execute_command_async(
+            types.ExecuteCommandParams(
+                command="ocaml-ai.context",
+                arguments=[{"uri": uri, "range": {"start": at, "end": at}}],
+            )
+        )
+
+    await slice_at(types.Position(line=0, character=0))  # the session has begun
+    opened = rss_kib(pid)
     rng = random.Random(5)
     line_count = text.count("\n")
+    curve: list[int] = []
     for version in range(2, edits + 2):
         at = types.Position(line=rng.randrange(line_count), character=0)
         client.text_document_did_change(
@@ -180,17 +192,15 @@ async def server_memory(
                 ],
             )
         )
-        if version % 500 == 0 and not os.environ.get("NOCTX"):  # let the server keep up
-            await client.workspace_execute_command_async(
-                types.ExecuteCommandParams(
-                    command="ocaml-ai.context",
-                    arguments=[{"uri": uri, "range": {"start": at, "end": at}}],
-                )
-            )
+        if version % 2000 == 0:
+            curve.append(rss_kib(pid))
+        if version % 500 == 0:  # a slice now and then, as a user's requests would
+            await slice_at(at)
     await asyncio.sleep(0.5)
     after_edits = rss_kib(pid)
     await _lsp.stop(client)
-    return after_index, after_edits, indexed
+    print("server RSS every 2,000 edits (MiB):", " ".join(f"{k / 1024:.0f}" for k in curve))
+    return after_index, opened, after_edits, indexed
 
 
 def main() -> None:
@@ -216,13 +226,16 @@ def main() -> None:
             _lsp.row(f"edit + re-parse + index ({big_lines} lines)", edits)
             + "   (target p95 < 2 ms)"
         )
-        after_index, after_edits, indexed = asyncio.run(server_memory(root, args.edits))
-        growth = (after_edits - after_index) / after_index
+        after_index, opened, after_edits, indexed = asyncio.run(
+            server_memory(root, args.edits)
+        )
+        growth = (after_edits - opened) / opened
         print(f"server indexed the workspace in {indexed:.2f} s (over LSP, from initialized)")
         print(f"server RSS after indexing   {after_index / 1024:7.1f} MiB   (target < 400 MiB)")
+        print(f"  with the buffer open      {opened / 1024:7.1f} MiB")
         print(
-            f"server RSS after {args.edits} edits {after_edits / 1024:7.1f} MiB   "
-            f"growth {growth:+.1%}   (target < +10%)"
+            f"  after {args.edits} edits      {after_edits / 1024:7.1f} MiB   "
+            f"growth {growth:+.1%} over the open buffer   (target < +10%)"
         )
 
 

@@ -54,7 +54,9 @@ def _range(value: Any, name: str) -> types.Range | None:
     return rng
 
 
-def parse_request(args: Any, instruction_required: bool = True) -> GenerateRequest:
+def parse_request(
+    args: Any, instruction_required: bool = True, command: str = "ocaml-ai.generate"
+) -> GenerateRequest:
     """Check the command's argument: one object (or a one-element list of it).
 
     `ocaml-ai.context` takes the same object, with the instruction optional.
@@ -62,7 +64,7 @@ def parse_request(args: Any, instruction_required: bool = True) -> GenerateReque
     if isinstance(args, list | tuple) and len(args) == 1:
         args = args[0]
     if not isinstance(args, Mapping):
-        raise RequestError("ocaml-ai.generate takes one object {uri, range?, instruction, ...}")
+        raise RequestError(f"{command} takes one object {{uri, range?, instruction, ...}}")
     uri = args.get("uri")
     if not isinstance(uri, str) or not uri.startswith("file:"):
         raise RequestError("`uri` must be a file: URI")

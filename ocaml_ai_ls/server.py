@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -45,6 +45,8 @@ log = logging.getLogger(__name__)
 
 CONFIG_SECTION = "ocaml-ai"
 CONTEXT_COMMAND = "ocaml-ai.context"
+#: How long a request waits for its workspace's first index before slicing anyway.
+INDEX_WAIT_SECONDS = 10.0
 #: Files whose changes the index follows (registered with the client when it can).
 WATCHED_GLOBS = ("**/*.ml", "**/*.mli", "**/dune")
 
@@ -73,6 +75,30 @@ class OcamlAiProtocol(LanguageServerProtocol):
                 else types.PositionEncodingKind.Utf16
             ]
         return (yield from super().lsp_initialize(params))
+
+    # Open documents live in our DocumentStore (bytes + incremental tree); pygls'
+    # own copy would be a second text per buffer, re-split on every keystroke.
+
+    @lsp_method(types.TEXT_DOCUMENT_DID_OPEN)
+    def lsp_text_document__did_open(
+        self, params: types.DidOpenTextDocumentParams
+    ) -> Generator[Any, Any, None]:
+        if (handler := self.fm.features.get(types.TEXT_DOCUMENT_DID_OPEN)) is not None:
+            yield handler, (params,), None
+
+    @lsp_method(types.TEXT_DOCUMENT_DID_CHANGE)
+    def lsp_text_document__did_change(
+        self, params: types.DidChangeTextDocumentParams
+    ) -> Generator[Any, Any, None]:
+        if (handler := self.fm.features.get(types.TEXT_DOCUMENT_DID_CHANGE)) is not None:
+            yield handler, (params,), None
+
+    @lsp_method(types.TEXT_DOCUMENT_DID_CLOSE)
+    def lsp_text_document__did_close(
+        self, params: types.DidCloseTextDocumentParams
+    ) -> Generator[Any, Any, None]:
+        if (handler := self.fm.features.get(types.TEXT_DOCUMENT_DID_CLOSE)) is not None:
+            yield handler, (params,), None
 
     @lsp_method(types.SHUTDOWN)
     def lsp_shutdown(self, *args: Any) -> Generator[Any, Any, None]:
@@ -142,6 +168,8 @@ class OcamlAiServer(LanguageServer):
         self.indexes: dict[Path, WorkspaceIndex] = {}
         self.stopping = threading.Event()
         self._background: set[asyncio.Future[None]] = set()
+        #: Set when a root's first scan has ended (done, cancelled or failed).
+        self.index_done: dict[Path, asyncio.Event] = {}
 
     @property
     def lsp(self) -> OcamlAiProtocol:
@@ -210,34 +238,58 @@ class OcamlAiServer(LanguageServer):
         return max(holding, key=lambda i: len(i.root.parts)) if holding else None
 
     async def build_index(self, index: WorkspaceIndex) -> None:
-        """Index every source file in a thread, with cancellable `$/progress`."""
+        """Index every source file in a thread, with cancellable `$/progress`.
+
+        The scan starts at once; the progress is created beside it (a client
+        may take its time to answer `window/workDoneProgress/create`).
+        """
+        done = self.index_done.setdefault(index.root, asyncio.Event())
         progress = Progress(self, "ocaml-ai: indexing")
-        await progress.begin(index.root.name)
         loop = asyncio.get_running_loop()
         cancelled = threading.Event()
-        progress.on_cancel(cancelled.set)
 
-        def report(done: int, total: int) -> None:
-            percent = done * 100 // max(total, 1)
-            loop.call_soon_threadsafe(progress.report, f"{done}/{total} files", percent)
+        def report(count: int, total: int) -> None:
+            percent = count * 100 // max(total, 1)
+            loop.call_soon_threadsafe(progress.report, f"{count}/{total} files", percent)
 
         def stop() -> bool:
             return cancelled.is_set() or self.stopping.is_set()
 
+        scan = asyncio.ensure_future(asyncio.to_thread(index.scan, report, stop))
         try:
-            await asyncio.to_thread(index.scan, report, stop)
+            await progress.begin(index.root.name)
+            progress.on_cancel(cancelled.set)
+            await scan
         except Exception:  # a bug here must not take the server down
             log.exception("indexing %s failed", index.root)
+        finally:
+            done.set()
         progress.end("cancelled" if cancelled.is_set() else f"{len(index.files)} files")
+
+    async def wait_for_index(self, ws: Workspace, report: Callable[[str], None]) -> None:
+        """Let a request that arrives while its workspace is being indexed wait for
+        the index (bounded), so its context is not sliced from half a workspace."""
+        done = self.index_done.get(ws.root)
+        if done is None or done.is_set():
+            return
+        report("waiting for the workspace index")
+        try:
+            await asyncio.wait_for(done.wait(), INDEX_WAIT_SECONDS)
+        except TimeoutError:
+            log.info("index of %s not ready after %ss; slicing anyway", ws.root, INDEX_WAIT_SECONDS)
 
     async def run_generation(self, req: GenerateRequest, title: str) -> GenerateResult:
         """Run the pipeline with progress; a cancelled progress gives a cancelled result."""
         ws = self.workspace_for(req.uri)
         progress = Progress(self, title)
         await progress.begin(STAGES[0])
-        job = asyncio.ensure_future(
-            generate(req, ws, self.provider(), self.settings, self.support(), progress.report)
-        )
+        async def run() -> GenerateResult:
+            await self.wait_for_index(ws, progress.report)
+            return await generate(
+                req, ws, self.provider(), self.settings, self.support(), progress.report
+            )
+
+        job = asyncio.ensure_future(run())
 
         def cancel_job() -> None:
             job.cancel()
@@ -480,10 +532,11 @@ def create_server() -> OcamlAiServer:
         return result.to_json()
 
     @server.command(CONTEXT_COMMAND)
-    def context_command(ls: OcamlAiServer, *args: Any) -> dict[str, Any]:
+    async def context_command(ls: OcamlAiServer, *args: Any) -> dict[str, Any]:
         try:
-            req = parse_request(list(args), instruction_required=False)
+            req = parse_request(list(args), instruction_required=False, command=CONTEXT_COMMAND)
             ws = ls.workspace_for(req.uri)
+            await ls.wait_for_index(ws, lambda message: None)
             prep = prepare(req, ws, ls.settings, ls.documents.encoding)
         except (RequestError, GenerationError) as exc:
             raise JsonRpcInvalidParams(f"{CONTEXT_COMMAND}: {exc}") from None

@@ -46,6 +46,71 @@ def _is_item(node: Node) -> bool:
     return node.is_named and node.type != "comment"
 
 
+#: What a well-formed structure or signature holds; anything else at that level
+#: (an ERROR node, a stray expression) is debris of a syntax error mid-edit.
+_WELL_FORMED = frozenset(
+    {
+        "value_definition",
+        "type_definition",
+        "exception_definition",
+        "module_definition",
+        "module_type_definition",
+        "open_module",
+        "include_module",
+        "class_definition",
+        "class_type_definition",
+        "external",
+        "value_specification",
+        "open_module_signature",
+        "include_module_type",
+        "expression_item",
+        "toplevel_directive",
+        "floating_attribute",
+        "item_extension",
+        "quoted_item_extension",
+        "comment",
+    }
+)
+
+
+def _broken_run(node: Node) -> tuple[Node, Node]:
+    """The stretch of debris around a node that is not a well-formed item, so a
+    target in a half-typed definition is the whole of it, not one stray word.
+
+    A definition starts in column 0 in every OCaml style: that bounds the run
+    (tokens such as `let` count, though tree-sitter leaves them unnamed).
+    """
+    first = last = node
+    prev = first.prev_sibling
+    while first.start_point[1] != 0 and prev is not None and prev.type not in _WELL_FORMED:
+        first, prev = prev, prev.prev_sibling
+    following = last.next_sibling
+    while (
+        following is not None
+        and following.type not in _WELL_FORMED
+        and following.start_point[1] != 0
+    ):
+        last, following = following, following.next_sibling
+    return first, last
+
+
+def _debris(container: Node, node: Node) -> Item | None:
+    """The item for a node of a syntax error's debris, or None for a sound item."""
+    if node.type in _WELL_FORMED or not container.has_error:
+        return None
+    first, last = _broken_run(node)
+    item = _span(first, last)
+    name = None
+    current: Node | None = first  # the first name in the run: `centroids` in `let centroids`
+    while current is not None and name is None:
+        if current.type in _NAME_TYPES and current.text is not None:
+            name = current.text.decode("utf-8", "replace")
+        else:
+            name = item_name(current) if current.is_named else None
+        current = None if current == last else current.next_sibling
+    return Item(item.start_byte, item.end_byte, item.start_line, item.end_line, "ERROR", name)
+
+
 def item_name(node: Node) -> str | None:
     """The defined name of an item (`f` for `let f x = ...`), if it has one."""
     queue = list(node.named_children)
@@ -125,7 +190,9 @@ def enclosing_item(tree: Tree, start: int, end: int) -> Item | None:
         if not hit:
             after = [c for c in items if c.start_byte >= end]
             chosen = after[0] if after else items[-1]
-            return _span(chosen, chosen)
+            return _debris(container, chosen) or _span(chosen, chosen)
+        if len(hit) == 1 and (broken := _debris(container, hit[0])) is not None:
+            return broken
         if len(hit) == 1:
             only = hit[0]
             if only.end_point[0] - only.start_point[0] + 1 > MAX_ITEM_LINES:

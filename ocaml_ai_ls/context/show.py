@@ -44,7 +44,7 @@ def slice_at(path: Path, line: int | None, root: Path | None, instruction: str =
     selection = None
     if line is not None:
         lines = current.text.splitlines(keepends=True)
-        if line > len(lines):
+        if line > max(len(lines), 1):  # an empty file still has its line 1
             raise ContextError(f"line {line} is past the end of the file ({len(lines)} lines)")
         offset = len(encode("".join(lines[: line - 1])))
         selection = (offset, offset)

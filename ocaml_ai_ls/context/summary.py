@@ -530,7 +530,7 @@ class ChunkCache:
     Summaries of text that no longer exists anywhere are let go.
     """
 
-    def __init__(self, maxsize: int = 4096) -> None:
+    def __init__(self, maxsize: int = 1024) -> None:
         self.maxsize = maxsize
         self._recent: LRUCache[tuple[SourceKind, bytes], ChunkSummary] = LRUCache(maxsize)
         self._live: weakref.WeakValueDictionary[tuple[SourceKind, bytes], ChunkSummary] = (
