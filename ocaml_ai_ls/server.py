@@ -39,7 +39,7 @@ from .providers import make_provider
 from .providers.openai import OpenAICompatible
 from .request import GenerateRequest, GenerateResult, RequestError, parse_request
 from .uris import uri_to_path
-from .workspace import Workspace, find_root, is_inside
+from .workspace import ROOT_MARKERS, Workspace, find_root, is_inside
 
 log = logging.getLogger(__name__)
 
@@ -227,6 +227,14 @@ class OcamlAiServer(LanguageServer):
         index = self.indexes.get(root)
         if index is None:
             index = self.indexes[root] = WorkspaceIndex(root, self.documents)
+            if root not in self.folders and not any(
+                (root / marker).exists() for marker in ROOT_MARKERS
+            ):
+                # a stray file's directory (`/etc`, a home directory): not a project to
+                # scan; its files are still read on demand when a request names them
+                log.info("not indexing %s: neither a workspace folder nor a project", root)
+                return index
+            self.index_done[root] = asyncio.Event()  # before the task: requests wait on it
             task = asyncio.ensure_future(self.build_index(index))
             self._background.add(task)
             task.add_done_callback(self._background.discard)

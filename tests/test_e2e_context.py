@@ -473,3 +473,35 @@ async def test_a_syntax_error_keeps_the_enclosing_function_as_the_target(
     target = result["target"]
     assert (target["startLine"], target["name"]) == (25, "centroids")
     assert result["pieces"][0]["lines"][:2] == [25, 26]
+
+
+async def test_a_stray_file_outside_any_project_is_not_a_root_to_scan(
+    tmp_path: Path, model: ScriptedModel
+) -> None:
+    """A file in a directory that is neither a workspace folder nor a project (no
+    dune-project, .git, .ocaml-ai.toml) gets its context, but its directory is
+    not indexed: it could be `/etc` or a home directory."""
+    project = tmp_path / "project"
+    shutil.copytree(FIXTURES / "wrapped", project)
+    stray = tmp_path / "elsewhere" / "loose"
+    stray.mkdir(parents=True)
+    (stray / "big_dir_sibling.ml").write_text("let sibling = 1\n")
+    (stray / "lone.ml").write_text("let lone = sibling + 1\n")
+    editor = await start_editor(project, model.base_url)
+    try:
+        await wait_indexed(editor)
+        uri = path_to_uri(stray / "lone.ml")
+        args = {
+            "uri": uri,
+            "range": {"start": {"line": 0, "character": 0}, "end": {"line": 0, "character": 0}},
+        }
+        result = await editor.client.workspace_execute_command_async(
+            types.ExecuteCommandParams(command=CONTEXT_COMMAND, arguments=[args])
+        )
+        assert result["target"]["name"] == "lone"
+        # one progress, the project's indexing; none for the stray directory
+        reports = editor.client.progress_reports
+        assert not await wait_until(lambda: len(reports) > 1, timeout=2)
+        assert model.requests == []
+    finally:
+        await stop_editor(editor)
