@@ -226,9 +226,7 @@ def main() -> None:
             _lsp.row(f"edit + re-parse + index ({big_lines} lines)", edits)
             + "   (target p95 < 2 ms)"
         )
-        after_index, opened, after_edits, indexed = asyncio.run(
-            server_memory(root, args.edits)
-        )
+        after_index, opened, after_edits, indexed = asyncio.run(server_memory(root, args.edits))
         growth = (after_edits - opened) / opened
         print(f"server indexed the workspace in {indexed:.2f} s (over LSP, from initialized)")
         print(f"server RSS after indexing   {after_index / 1024:7.1f} MiB   (target < 400 MiB)")

@@ -291,6 +291,7 @@ class OcamlAiServer(LanguageServer):
         ws = self.workspace_for(req.uri)
         progress = Progress(self, title)
         await progress.begin(STAGES[0])
+
         async def run() -> GenerateResult:
             await self.wait_for_index(ws, progress.report)
             return await generate(

@@ -498,7 +498,7 @@ async def test_a_stray_file_outside_any_project_is_not_a_root_to_scan(
         result = await editor.client.workspace_execute_command_async(
             types.ExecuteCommandParams(command=CONTEXT_COMMAND, arguments=[args])
         )
-        assert result["target"]["name"] == "lone"
+        assert isinstance(result, dict) and result["target"]["name"] == "lone"
         # one progress, the project's indexing; none for the stray directory
         reports = editor.client.progress_reports
         assert not await wait_until(lambda: len(reports) > 1, timeout=2)
