@@ -7,6 +7,7 @@ user can see why the model did (not) know about a definition.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import TextIO
@@ -84,9 +85,13 @@ def run_context(
     except ContextError as e:
         print(f"ocaml-ai-ls context: {e}", file=sys.stderr)
         return 2
-    if as_json:
-        json.dump(context.to_json(), sys.stdout, indent=2)
-        print()
-    else:
-        print_context(context)
+    try:
+        if as_json:
+            json.dump(context.to_json(), sys.stdout, indent=2)
+            print()
+        else:
+            print_context(context)
+        sys.stdout.flush()
+    except BrokenPipeError:  # `| head`: the reader has all it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return 0

@@ -357,12 +357,15 @@ class _Slicer:
             if len(ref.path) == 1 and ref.kind is RefKind.VALUE and ref.path[0] in bound:
                 continue
             loc = location(self.source, self.summary, ref.line)
-            found = self.resolver.resolve(ref.path, ref.kind, loc)[:MAX_PER_USE]
+            used_as = ".".join(ref.path)
+            found = [(f, used_as) for f in self.resolver.resolve(ref.path, ref.kind, loc)]
+            found = found[:MAX_PER_USE]
             modules = ref.path if ref.kind is RefKind.MODULE else ref.path[:-1]
             if modules:
-                found += self.resolver.module_definitions(modules, loc)
+                through = ".".join(modules)
+                found += [(f, through) for f in self.resolver.module_definitions(modules, loc)]
                 self.used_modules.extend(self.resolver.module(modules, loc, 0))
-            for f in found:
+            for f, label in found:
                 d = f.definition
                 if f.file.path == self.current.path and start <= d.line <= end:
                     continue  # defined by the target itself
@@ -371,7 +374,7 @@ class _Slicer:
                     continue
                 seen.add(key)
                 rank = TYPE if ref.kind in (RefKind.CONSTRUCTOR, RefKind.FIELD) else DEFINITION
-                self.definition(rank, f, ".".join(ref.path))
+                self.definition(rank, f, label)
                 if d.kind not in FULL_KINDS:
                     signatures.append(f)
         for f in signatures:  # the types a used function takes and returns
