@@ -351,9 +351,7 @@ class _Slicer:
                     if key not in seen:
                         seen.add(key)
                         self.definition(DEFINITION, f, ".".join(imp.path))
-        for ref in self.summary.references:
-            if not start <= ref.line <= end:
-                continue
+        for ref in self.summary.references_in(start, end):
             if len(ref.path) == 1 and ref.kind is RefKind.VALUE and ref.path[0] in bound:
                 continue
             loc = location(self.source, self.summary, ref.line)
@@ -397,8 +395,8 @@ class _Slicer:
         if summary is None:
             return
         d = f.definition
-        for ref in summary.references:
-            if ref.kind is not RefKind.TYPE or not d.start_line <= ref.line <= d.sig_end_line:
+        for ref in summary.references_in(d.start_line, d.sig_end_line):
+            if ref.kind is not RefKind.TYPE:
                 continue
             loc = location(f.file, summary, ref.line)
             for t in self.resolver.resolve(ref.path, ref.kind, loc)[:MAX_PER_USE]:
@@ -534,9 +532,7 @@ class _Slicer:
                 source = self.source if user.path == self.current.path else user
                 if summary is None or source is None:
                     continue
-                for ref in summary.references:
-                    if ref.path[-1] != name:
-                        continue
+                for ref in summary.references_to(name):
                     if user.path == self.current.path and start <= ref.line <= end:
                         continue
                     loc = location(source, summary, ref.line)

@@ -596,6 +596,24 @@ class FileSummary:
     def local_modules(self) -> tuple[Definition, ...]:
         return tuple(d.shifted(c.start_line) for c in self.chunks for d in c.summary.local_modules)
 
+    def references_in(self, start: int, end: int) -> Iterator[Reference]:
+        """Uses on lines `start`..`end`, without building (and keeping) the whole
+        file's list: a slice looks at a few items of many files."""
+        for c in self.chunks:
+            if c.end_line < start or c.start_line > end:
+                continue
+            for r in c.summary.references:
+                line = r.line + c.start_line
+                if start <= line <= end:
+                    yield replace(r, line=line) if c.start_line else r
+
+    def references_to(self, name: str) -> Iterator[Reference]:
+        """Uses whose last component is `name` (callers of a definition)."""
+        for c in self.chunks:
+            for r in c.summary.references:
+                if r.path[-1] == name:
+                    yield replace(r, line=r.line + c.start_line) if c.start_line else r
+
     @cached_property
     def used_names(self) -> frozenset[str]:
         """The last component of every use: a quick filter when looking for callers."""
