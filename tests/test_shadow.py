@@ -1,0 +1,113 @@
+"""Shadow builds with the real dune: statuses, locations, restoration, timeouts."""
+
+from __future__ import annotations
+
+import hashlib
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from ocaml_ai_ls.verify.shadow import TEST_FAILURE, TIMEOUT, TYPE_ERROR, Shadow
+
+PROJECT = {
+    "dune-project": "(lang dune 2.9)\n",
+    "lib/dune": "(library (name calc))\n",
+    "lib/calc.ml": "let double x = 2 * x\n\nlet half x = x / 2\n",
+    "test/dune": "(test (name t) (libraries calc))\n",
+    "test/t.ml": "let () = assert (Calc.double 21 = 42)\n",
+}
+
+
+def tree_digest(root: Path) -> str:
+    h = hashlib.sha256()
+    for path in sorted(p for p in root.rglob("*") if p.is_file() and "_build" not in p.parts):
+        h.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes())
+    return h.hexdigest()
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("user") / "calc"
+    for rel, text in PROJECT.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(text)
+    return root
+
+
+@pytest.fixture(scope="module")
+def shadow(project: Path, tmp_path_factory: pytest.TempPathFactory) -> Shadow:
+    s = Shadow(project, tmp_path_factory.mktemp("cache") / "0")
+    s.sync()
+    assert s.build(120).code == 0  # warm
+    return s
+
+
+def test_a_good_edit_type_checks_and_passes_the_tests(project: Path, shadow: Shadow) -> None:
+    before = tree_digest(project)
+    result = shadow.check({"lib/calc.ml": "let double x = x + x\n\nlet half x = x / 2\n"}, 60, True)
+    assert result.status == "ok", result
+    assert [(s.name, s.status) for s in result.stages] == [("check", "ok"), ("test", "ok")]
+    assert tree_digest(project) == before
+    assert (shadow.path / "lib/calc.ml").read_text() == PROJECT["lib/calc.ml"]
+
+
+def test_a_type_error_is_located(project: Path, shadow: Shadow) -> None:
+    before = tree_digest(project)
+    result = shadow.check({"lib/calc.ml": 'let double x = 2 * x\n\nlet half x = x /. "2"\n'}, 60)
+    assert result.status == TYPE_ERROR
+    [error] = result.errors
+    assert (error.path, error.line, error.column) == ("lib/calc.ml", 3, 19)  # the "2"
+    assert "float" in error.message
+    assert tree_digest(project) == before
+    assert (shadow.path / "lib/calc.ml").read_text() == PROJECT["lib/calc.ml"]
+
+
+def test_a_broken_test_is_a_test_failure(shadow: Shadow) -> None:
+    result = shadow.check({"lib/calc.ml": "let double x = 3 * x\n\nlet half x = x / 2\n"}, 60, True)
+    assert result.status == TEST_FAILURE
+    assert [(s.name, s.status) for s in result.stages] == [("check", "ok"), ("test", TEST_FAILURE)]
+
+
+def test_a_looping_test_is_killed_at_the_timeout_and_the_shadow_restored(
+    project: Path, shadow: Shadow
+) -> None:
+    before = tree_digest(project)
+    looping = "let rec double x = double x\n\nlet half x = x / 2\n"
+    result = shadow.check({"lib/calc.ml": looping}, 5, True)
+    assert result.status == TIMEOUT
+    assert result.stages[-1].name == "test" and result.stages[-1].status == TIMEOUT
+    assert (shadow.path / "lib/calc.ml").read_text() == PROJECT["lib/calc.ml"]
+    assert tree_digest(project) == before
+    assert shadow.check({}, 60, True).status == "ok"  # and it still works
+
+
+def test_new_and_deleted_files_are_undone(shadow: Shadow) -> None:
+    result = shadow.check({"lib/extra.ml": "let x = Calc.double 1\n"}, 60)
+    assert result.status == TYPE_ERROR  # a library module cannot name its own library
+    assert not (shadow.path / "lib/extra.ml").exists()
+    with pytest.raises(ValueError):
+        shadow.check({"../escape.ml": "let x = 1\n"}, 60)
+
+
+def test_two_shadows_check_concurrently_without_interfering(project: Path, tmp_path: Path) -> None:
+    shadows = [Shadow(project, tmp_path / str(i)) for i in range(2)]
+    for s in shadows:
+        s.sync()
+    good = {"lib/calc.ml": "let double x = x + x\n\nlet half x = x / 2\n"}
+    bad = {"lib/calc.ml": 'let double x = x + "x"\n\nlet half x = x / 2\n'}
+    with ThreadPoolExecutor(2) as pool:
+        results = list(
+            pool.map(lambda a: a[0].check(a[1], 120), zip(shadows, [good, bad], strict=True))
+        )
+    assert [r.status for r in results] == ["ok", TYPE_ERROR]
+
+
+def test_sync_mirrors_buffers_and_removed_files(project: Path, tmp_path: Path) -> None:
+    s = Shadow(project, tmp_path / "s")
+    s.sync()
+    (s.path / "lib" / "stale.ml").write_text("let stale = 1\n")
+    s.sync({"lib/calc.ml": "let double x = x * 2\n"})
+    assert (s.path / "lib/calc.ml").read_text() == "let double x = x * 2\n"
+    assert not (s.path / "lib/stale.ml").exists()
+    assert (project / "lib/calc.ml").read_text() == PROJECT["lib/calc.ml"]
