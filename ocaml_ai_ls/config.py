@@ -67,10 +67,23 @@ class ContextSettings:
 
 
 @dataclass(frozen=True)
+class VerifySettings:
+    """How candidates are checked by the compiler (see `verify/shadow.py`)."""
+
+    #: Shadow copies of a dune project kept warm (0: type-checking off).
+    shadows: int = 2
+    #: Seconds one dune run may take before it is killed.
+    timeout: float = 60.0
+    #: Also run `dune test` on a candidate that type-checks.
+    tests: bool = False
+
+
+@dataclass(frozen=True)
 class Settings:
     model: ModelSettings = field(default_factory=ModelSettings)
     generate: GenerateSettings = field(default_factory=GenerateSettings)
     context: ContextSettings = field(default_factory=ContextSettings)
+    verify: VerifySettings = field(default_factory=VerifySettings)
 
     def api_key(self, environ: Mapping[str, str] | None = None) -> str | None:
         """The API key from the environment, or None; never stored in settings."""
@@ -162,6 +175,11 @@ def _problems(s: Settings) -> list[str]:
         out.append(f"context.full_file_tokens must be at least 0 (got {c.full_file_tokens})")
     if not 0 <= c.max_callers <= 1000:
         out.append(f"context.max_callers must be between 0 and 1000 (got {c.max_callers})")
+    v = s.verify
+    if not 0 <= v.shadows <= 16:
+        out.append(f"verify.shadows must be between 0 and 16 (got {v.shadows})")
+    if not 0 < v.timeout <= 3600:
+        out.append(f"verify.timeout must be in (0, 3600] seconds (got {v.timeout})")
     return out
 
 

@@ -6,11 +6,12 @@ Plain functions over plain data: the server only wires this to LSP messages
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 import uuid
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from .config import Settings
@@ -30,7 +31,7 @@ from .prompt import build_messages
 from .providers.base import ModelError, Provider
 from .request import Candidate, GenerateRequest, GenerateResult, Rejected
 from .uris import path_to_uri, uri_to_path
-from .verify.result import OK
+from .verify.result import OK, RANKED, UNVERIFIED, CheckError, Verification
 from .verify.syntax import check_syntax
 from .workspace import FileText, PathRefused, Workspace
 
@@ -175,8 +176,35 @@ def verify(
 
 
 def rank(candidates: Sequence[Candidate]) -> list[Candidate]:
-    """Verified first, then the smaller diff (sorting is stable for ties)."""
-    return sorted(candidates, key=lambda c: (c.verification.status != OK, c.changed_lines))
+    """By what the compiler said (tests pass > type-checks > parses), then the smaller
+    diff (sorting is stable for ties)."""
+
+    def key(c: Candidate) -> tuple[int, int]:
+        status = c.verification.status
+        return (RANKED.index(status) if status in RANKED else len(RANKED), c.changed_lines)
+
+    return sorted(candidates, key=key)
+
+
+#: Checks one candidate's files (relative path → new text) with the compiler.
+Checker = Callable[[Mapping[str, str | None]], Awaitable[Verification]]
+
+
+async def compile_check(candidates: list[Candidate], checker: Checker) -> list[Candidate]:
+    """Type-check (and test) the candidates that parse, concurrently; the rest as they are."""
+
+    async def one(c: Candidate) -> Candidate:
+        if c.verification.status != OK:
+            return c
+        try:
+            found = await checker({ch.rel: ch.new for ch in c.changes})
+        except Exception as exc:  # a broken shadow must not lose the candidate
+            log.exception("checking candidate %s failed", c.id)
+            found = Verification(UNVERIFIED, errors=(CheckError("", 0, 0, str(exc)),))
+        merged = Verification(found.status, c.verification.stages + found.stages, found.errors)
+        return replace(c, verification=merged)
+
+    return list(await asyncio.gather(*(one(c) for c in candidates)))
 
 
 async def generate(
@@ -186,6 +214,7 @@ async def generate(
     settings: Settings,
     support: EditorSupport,
     report: Callable[[str], None] = lambda stage: None,
+    checker: Checker | None = None,
 ) -> GenerateResult:
     """Run the pipeline; model failures become `result.error`, never exceptions.
 
@@ -239,6 +268,9 @@ async def generate(
         else:
             log.info("candidate %s rejected: %s", outcome.id, outcome.reason)
             result.rejected.append(outcome)
+    if checker is not None and found:
+        report("type-check")
+        found = await compile_check(found, checker)
     timed("verify", started)
     result.candidates = rank(found)
     result.timings["total_ms"] = (time.perf_counter() - t0) * 1000

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
-from ocaml_ai_ls.verify.shadow import TEST_FAILURE, TIMEOUT, TYPE_ERROR, Shadow
+from ocaml_ai_ls.verify.pool import ShadowPool
+from ocaml_ai_ls.verify.result import RANKED, TEST_FAILURE, TIMEOUT, TYPE_ERROR
+from ocaml_ai_ls.verify.shadow import Shadow
 
 PROJECT = {
     "dune-project": "(lang dune 2.9)\n",
@@ -111,3 +114,30 @@ def test_sync_mirrors_buffers_and_removed_files(project: Path, tmp_path: Path) -
     assert (s.path / "lib/calc.ml").read_text() == "let double x = x * 2\n"
     assert not (s.path / "lib/stale.ml").exists()
     assert (project / "lib/calc.ml").read_text() == PROJECT["lib/calc.ml"]
+
+
+async def test_a_pool_checks_more_candidates_than_shadows(project: Path, tmp_path: Path) -> None:
+    buffers = {"lib/calc.ml": "let double x = x * 2\n\nlet half x = x / 2\n"}
+    pool = ShadowPool(project, 2, lambda: buffers, cache=tmp_path)
+    reports: list[tuple[int, int]] = []
+    await pool.warm(120, lambda done, total: reports.append((done, total)))
+    assert reports == [(1, 2), (2, 2)]
+    # the open buffer, not the disk, is what the shadows hold
+    assert all((s.path / "lib/calc.ml").read_text() == buffers["lib/calc.ml"] for s in pool.shadows)
+    candidates = [
+        {"lib/calc.ml": "let double x = x + x\n\nlet half x = x / 2\n"},
+        {"lib/calc.ml": 'let double x = x + "x"\n\nlet half x = x / 2\n'},
+        {"test/t.ml": "let () = assert (Calc.half 4 = 2)\n"},
+    ]
+    results = await asyncio.gather(*(pool.check(c, 120, False) for c in candidates))
+    assert [r.status for r in results] == ["ok", TYPE_ERROR, "ok"]
+    # an edit of the buffer reaches the shadows at their next check
+    buffers["lib/calc.ml"] = 'let double x = x +. "x"\n'
+    pool.changed()
+    assert (await pool.check({}, 120, False)).status == TYPE_ERROR
+    assert (project / "lib/calc.ml").read_text() == PROJECT["lib/calc.ml"]
+
+
+def test_ranking_puts_what_the_compiler_liked_first() -> None:
+    assert RANKED.index("ok") < RANKED.index(TEST_FAILURE) < RANKED.index(TYPE_ERROR)
+    assert RANKED.index(TYPE_ERROR) < RANKED.index("parse_error")

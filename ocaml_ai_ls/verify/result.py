@@ -5,9 +5,14 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-#: Statuses, best first; later issues add type_error, test_failure, timeout, unverified.
 OK = "ok"
 PARSE_ERROR = "parse_error"
+TYPE_ERROR = "type_error"
+TEST_FAILURE = "test_failure"
+TIMEOUT = "timeout"
+UNVERIFIED = "unverified"
+#: Statuses, best first: tests pass > type-checks > (not known) > parses.
+RANKED = (OK, TEST_FAILURE, TIMEOUT, UNVERIFIED, TYPE_ERROR, PARSE_ERROR)
 
 
 @dataclass(frozen=True)

@@ -22,14 +22,18 @@ from pathlib import Path
 
 from ..workspace import SKIPPED_DIRS
 from .compiler_output import parse_compiler_output
-from .result import OK, PARSE_ERROR, CheckError, Stage, Verification
+from .result import (
+    OK,
+    PARSE_ERROR,
+    TEST_FAILURE,
+    TIMEOUT,
+    TYPE_ERROR,
+    CheckError,
+    Stage,
+    Verification,
+)
 
 log = logging.getLogger(__name__)
-
-TYPE_ERROR = "type_error"
-TEST_FAILURE = "test_failure"
-TIMEOUT = "timeout"
-UNVERIFIED = "unverified"
 
 
 def cache_root() -> Path:
