@@ -127,9 +127,7 @@ def rss_kib(pid: int) -> int:
     return 0
 
 
-async def server_memory(
-    root: Path, edits: int, env: dict[str, str] | None = None
-) -> tuple[int, int, int, float]:
+async def server_memory(root: Path, edits: int) -> tuple[int, int, int, float]:
     """The server's RSS (KiB) after indexing, once a 5,000-line buffer is open and
     sliced, after `edits` one-character edits to it; and the indexing time."""
     caps = _lsp.CAPABILITIES
@@ -138,7 +136,7 @@ async def server_memory(
         text_document=caps.text_document,
         window=types.WindowClientCapabilities(work_done_progress=True),
     )
-    client = await _lsp.start(root, env=env, capabilities=caps)
+    client = await _lsp.start(root, capabilities=caps)
     done = asyncio.Event()
     titles: dict[object, str] = {}
 

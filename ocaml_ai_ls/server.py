@@ -39,7 +39,7 @@ from .providers import make_provider
 from .providers.openai import OpenAICompatible
 from .request import GenerateRequest, GenerateResult, RequestError, parse_request
 from .uris import uri_to_path
-from .workspace import ROOT_MARKERS, Workspace, find_root, is_inside
+from .workspace import Workspace, find_root, is_inside, is_project
 
 log = logging.getLogger(__name__)
 
@@ -79,26 +79,28 @@ class OcamlAiProtocol(LanguageServerProtocol):
     # Open documents live in our DocumentStore (bytes + incremental tree); pygls'
     # own copy would be a second text per buffer, re-split on every keystroke.
 
+    def _ours(self, method: str, *args: Any) -> Generator[Any, Any, None]:
+        """Only our handler of `method`, without pygls' own work for it."""
+        if (handler := self.fm.features.get(method)) is not None:
+            yield handler, args, None
+
     @lsp_method(types.TEXT_DOCUMENT_DID_OPEN)
     def lsp_text_document__did_open(
         self, params: types.DidOpenTextDocumentParams
     ) -> Generator[Any, Any, None]:
-        if (handler := self.fm.features.get(types.TEXT_DOCUMENT_DID_OPEN)) is not None:
-            yield handler, (params,), None
+        yield from self._ours(types.TEXT_DOCUMENT_DID_OPEN, params)
 
     @lsp_method(types.TEXT_DOCUMENT_DID_CHANGE)
     def lsp_text_document__did_change(
         self, params: types.DidChangeTextDocumentParams
     ) -> Generator[Any, Any, None]:
-        if (handler := self.fm.features.get(types.TEXT_DOCUMENT_DID_CHANGE)) is not None:
-            yield handler, (params,), None
+        yield from self._ours(types.TEXT_DOCUMENT_DID_CHANGE, params)
 
     @lsp_method(types.TEXT_DOCUMENT_DID_CLOSE)
     def lsp_text_document__did_close(
         self, params: types.DidCloseTextDocumentParams
     ) -> Generator[Any, Any, None]:
-        if (handler := self.fm.features.get(types.TEXT_DOCUMENT_DID_CLOSE)) is not None:
-            yield handler, (params,), None
+        yield from self._ours(types.TEXT_DOCUMENT_DID_CLOSE, params)
 
     @lsp_method(types.SHUTDOWN)
     def lsp_shutdown(self, *args: Any) -> Generator[Any, Any, None]:
@@ -109,8 +111,7 @@ class OcamlAiProtocol(LanguageServerProtocol):
         during a generation failed and the server never exited
         (openlawlibrary/pygls#606).
         """
-        if (user_handler := self.fm.features.get(types.SHUTDOWN)) is not None:
-            yield user_handler, args, None
+        yield from self._ours(types.SHUTDOWN, *args)
         current_id = self.msg_id
         for task in list(self.cancellable.values()):
             task.cancel()
@@ -227,9 +228,7 @@ class OcamlAiServer(LanguageServer):
         index = self.indexes.get(root)
         if index is None:
             index = self.indexes[root] = WorkspaceIndex(root, self.documents)
-            if root not in self.folders and not any(
-                (root / marker).exists() for marker in ROOT_MARKERS
-            ):
+            if root not in self.folders and not is_project(root):
                 # a stray file's directory (`/etc`, a home directory): not a project to
                 # scan; its files are still read on demand when a request names them
                 log.info("not indexing %s: neither a workspace folder nor a project", root)
@@ -240,10 +239,13 @@ class OcamlAiServer(LanguageServer):
             task.add_done_callback(self._background.discard)
         return index
 
-    def index_holding(self, path: Path) -> WorkspaceIndex | None:
-        """The innermost existing index whose root holds `path`."""
+    def index_holding(self, uri: str) -> tuple[Path, WorkspaceIndex] | None:
+        """A file URI's path and the innermost existing index whose root holds it."""
+        path = uri_to_path(uri)
+        if path is None:
+            return None
         holding = [i for r, i in self.indexes.items() if is_inside(path, r)]
-        return max(holding, key=lambda i: len(i.root.parts)) if holding else None
+        return (path, max(holding, key=lambda i: len(i.root.parts))) if holding else None
 
     async def build_index(self, index: WorkspaceIndex) -> None:
         """Index every source file in a thread, with cancellable `$/progress`.
@@ -433,17 +435,16 @@ def create_server() -> OcamlAiServer:
     @server.feature(types.TEXT_DOCUMENT_DID_CHANGE)
     def did_change(ls: OcamlAiServer, params: types.DidChangeTextDocumentParams) -> None:
         doc = ls.documents.change(params)
-        path = uri_to_path(params.text_document.uri)
-        index = ls.index_holding(path) if path is not None else None
-        if doc is not None and index is not None:
-            index.update_document(doc)
+        held = ls.index_holding(params.text_document.uri)
+        if doc is not None and held is not None:
+            held[1].update_document(doc)
 
     @server.feature(types.TEXT_DOCUMENT_DID_SAVE)
     def did_save(ls: OcamlAiServer, params: types.DidSaveTextDocumentParams) -> None:
         doc = ls.documents.get(params.text_document.uri)
-        path = uri_to_path(params.text_document.uri)
-        index = ls.index_holding(path) if path is not None else None
-        if index is not None and path is not None:
+        held = ls.index_holding(params.text_document.uri)
+        if held is not None:
+            path, index = held
             if doc is not None:
                 index.update_document(doc)
             else:
@@ -452,20 +453,19 @@ def create_server() -> OcamlAiServer:
     @server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
     def did_close(ls: OcamlAiServer, params: types.DidCloseTextDocumentParams) -> None:
         ls.documents.close(params.text_document.uri)
-        path = uri_to_path(params.text_document.uri)
-        index = ls.index_holding(path) if path is not None else None
-        if index is not None and path is not None:
-            index.changed(path)  # the disk's text counts again
+        held = ls.index_holding(params.text_document.uri)
+        if held is not None:
+            held[1].changed(held[0])  # the disk's text counts again
 
     @server.feature(types.WORKSPACE_DID_CHANGE_WATCHED_FILES)
     def did_change_watched_files(
         ls: OcamlAiServer, params: types.DidChangeWatchedFilesParams
     ) -> None:
         for event in params.changes:
-            path = uri_to_path(event.uri)
-            index = ls.index_holding(path) if path is not None else None
-            if index is None or path is None or ls.documents.get(event.uri) is not None:
+            held = ls.index_holding(event.uri)
+            if held is None or ls.documents.get(event.uri) is not None:
                 continue  # an open buffer is fresher than the disk
+            path, index = held
             if event.type == types.FileChangeType.Deleted:
                 index.removed(path)
             else:

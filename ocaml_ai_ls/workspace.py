@@ -54,9 +54,19 @@ def find_root(path: Path, folders: Sequence[Path] = ()) -> Path:
     if holding:
         return max(holding, key=lambda f: len(f.parts))
     for parent in path.parents:
-        if any((parent / marker).exists() for marker in ROOT_MARKERS):
+        if is_project(parent):
             return parent
     return path.parent
+
+
+def is_project(root: Path) -> bool:
+    """Whether a directory is marked as a project root (`dune-project`, `.git`, ...)."""
+    return any((root / marker).exists() for marker in ROOT_MARKERS)
+
+
+def is_skipped_dir(name: str) -> bool:
+    """A directory never read for context, never mirrored, never edited: build, VCS, hidden."""
+    return name in SKIPPED_DIRS or name.startswith(".")
 
 
 def is_inside(path: Path, root: Path) -> bool:

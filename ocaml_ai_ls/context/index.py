@@ -22,8 +22,8 @@ from pathlib import Path
 from pathspec import GitIgnoreSpec
 
 from ..documents import Document, DocumentStore
-from ..uris import path_to_uri
-from ..workspace import SKIPPED_DIRS, is_inside
+from ..uris import path_to_uri, uri_to_path
+from ..workspace import is_inside, is_skipped_dir
 from .dune import DuneFile, DuneSyntaxError, Stanza, module_name, read_dune
 from .parsing import SourceKind, parse
 from .summary import ChunkCache, FileSummary, resummarize, summarize
@@ -121,13 +121,17 @@ class WorkspaceIndex:
         except ValueError:
             return path.as_posix()
 
+    def rel_dir(self, directory: Path) -> str:
+        """A directory as dune files are keyed: relative, the root being `""`."""
+        rel = self.rel(directory)
+        return "" if rel == "." else rel
+
     def walk(self) -> Iterator[Path]:
         """Source and dune files under the root, ignored ones left out."""
         specs: list[tuple[str, GitIgnoreSpec]] = []
         for dirpath, dirnames, filenames in os.walk(self.root, followlinks=False):
             here = Path(dirpath)
-            rel_dir = self.rel(here)
-            rel_dir = "" if rel_dir == "." else rel_dir
+            rel_dir = self.rel_dir(here)
             specs = [(d, s) for d, s in specs if not rel_dir or _under(rel_dir, d) or d == ""]
             if ".gitignore" in filenames:
                 spec = _read_gitignore(here / ".gitignore")
@@ -136,9 +140,7 @@ class WorkspaceIndex:
             dirnames[:] = sorted(
                 d
                 for d in dirnames
-                if d not in SKIPPED_DIRS
-                and not d.startswith(".")
-                and not _ignored(specs, _join(rel_dir, d) + "/")
+                if not is_skipped_dir(d) and not _ignored(specs, _join(rel_dir, d) + "/")
             )
             for name in sorted(filenames):
                 if not (name.endswith((".ml", ".mli")) or name == "dune"):
@@ -160,7 +162,7 @@ class WorkspaceIndex:
         except ValueError:
             return False
         *dirs, name = rel.parts
-        if any(d in SKIPPED_DIRS or d.startswith(".") for d in dirs):
+        if any(is_skipped_dir(d) for d in dirs):
             return False
         specs: list[tuple[str, GitIgnoreSpec]] = []
         prefix = ""
@@ -215,8 +217,7 @@ class WorkspaceIndex:
         if source.summary is None:
             doc = self._document(path)
             if doc is not None and doc.tree is not None:
-                self._set(source, summarize(doc.tree, doc.data, source.kind, self.cache))
-                self._read_at[path] = (doc.serial, doc.generation)
+                self.update_document(doc)
             else:
                 data = read_source(path)
                 if data is None:
@@ -249,8 +250,6 @@ class WorkspaceIndex:
         """Re-summarise an open buffer from its (incrementally parsed) tree."""
         if doc.tree is None or doc.kind is None:
             return
-        from ..uris import uri_to_path
-
         path = uri_to_path(doc.uri)
         if path is None or not is_inside(path, self.root):
             return
@@ -273,9 +272,9 @@ class WorkspaceIndex:
 
     def changed(self, path: Path) -> None:
         """A file was created or changed on disk (or saved): read it again."""
-        if path.name == "dune" and path.exists() and not self.indexable(path):
-            return
         if path.name == "dune":
+            if path.exists() and not self.indexable(path):
+                return
             with self._lock:
                 self._load_dune(path)
                 self._tables = None
@@ -295,16 +294,14 @@ class WorkspaceIndex:
     def removed(self, path: Path) -> None:
         with self._lock:
             if path.name == "dune":
-                rel_dir = self.rel(path.parent)
-                self.dune.pop("" if rel_dir == "." else rel_dir, None)
+                self.dune.pop(self.rel_dir(path.parent), None)
             elif self.files.pop(path, None) is None:
                 return
             self._dirty.add(path)
             self._tables = None
 
     def _load_dune(self, path: Path) -> None:
-        rel_dir = self.rel(path.parent)
-        rel_dir = "" if rel_dir == "." else rel_dir
+        rel_dir = self.rel_dir(path.parent)
         try:
             text = path.read_text(encoding="utf-8")
             self.dune[rel_dir] = read_dune(rel_dir, text)
@@ -366,8 +363,7 @@ class WorkspaceIndex:
             key = source.path.with_suffix("")
             unit = tables.units.get(key)
             if unit is None:
-                rel_dir = self.rel(source.path.parent)
-                rel_dir = "" if rel_dir == "." else rel_dir
+                rel_dir = self.rel_dir(source.path.parent)
                 unit = ModuleUnit(source.module, rel_dir, self.stanza_of(rel_dir, source.module))
                 tables.units[key] = unit
                 tables.by_name.setdefault(unit.name, []).append(unit)

@@ -129,18 +129,29 @@ def item_name(node: Node) -> str | None:
     return None
 
 
-def _with_doc_comments(node: Node) -> Node:
-    """The first of the comments that sit directly above `node`, or `node` itself."""
+def doc_head(node: Node) -> Node:
+    """The first of the comments that sit directly above `node`, or `node` itself.
+
+    A comment that trails the code before it is not one of them.
+    """
     first = node
     prev = node.prev_named_sibling
     while (
         prev is not None
         and prev.type == "comment"
         and prev.end_point[0] + 1 >= first.start_point[0]
+        and not trails(prev)
     ):
         first = prev
         prev = prev.prev_named_sibling
     return first
+
+
+def trails(comment: Node) -> bool:
+    """A comment on the line where the code before it ends (`let a = 1 (* a *)`)
+    belongs to that code, not to the item below."""
+    before = comment.prev_sibling
+    return before is not None and before.end_point[0] == comment.start_point[0]
 
 
 def _inner_container(item: Node, start: int, end: int) -> Node | None:
@@ -156,7 +167,7 @@ def _inner_container(item: Node, start: int, end: int) -> Node | None:
 
 
 def _span(first: Node, last: Node) -> Item:
-    head = _with_doc_comments(first)
+    head = doc_head(first)
     end_line = last.end_point[0]
     if last.end_point[1] == 0 and end_line > last.start_point[0]:
         end_line -= 1

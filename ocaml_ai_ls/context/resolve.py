@@ -85,15 +85,10 @@ class Resolver:
         if memo is not None:
             return memo
         kinds = MATCHES[kind]
-        name = path[-1]
-        if len(path) > 1:
-            found = [
-                f for m in self.module(path[:-1], loc, 0) for f in self.member(m, name, kinds, 0)
-            ]
-        else:
-            found = self.in_scope(name, kinds, loc, 0)
-            if not found and kind in (RefKind.CONSTRUCTOR, RefKind.FIELD, RefKind.TYPE):
-                found = self.by_name(name, kinds)
+        found = self._defs(path, kinds, loc, 0)
+        typed = kind in (RefKind.CONSTRUCTOR, RefKind.FIELD, RefKind.TYPE)
+        if not found and len(path) == 1 and typed:
+            found = self.by_name(path[0], kinds)
         found = _unique(found)
         self._memo[key] = found
         return found

@@ -12,12 +12,16 @@ import sys
 from pathlib import Path
 from typing import TextIO
 
+from lsprotocol import types
+
 from ..config import SettingsError, SettingsLayers, read_config_file
 from ..documents import DocumentStore
-from ..positions import encode
+from ..pipeline import GenerationError, prepare
+from ..positions import Encoding
+from ..request import GenerateRequest
 from ..workspace import Workspace, find_root, is_inside
 from .index import WorkspaceIndex
-from .slicer import ROLES, Context, build_context
+from .slicer import ROLES, Context
 
 
 class ContextError(Exception):
@@ -42,25 +46,18 @@ def slice_at(path: Path, line: int | None, root: Path | None, instruction: str =
     current = ws.read(path)
     if current is None:
         raise ContextError(f"cannot read {path}")
-    selection = None
+    at = None
     if line is not None:
-        lines = current.text.splitlines(keepends=True)
-        if line > max(len(lines), 1):  # an empty file still has its line 1
-            raise ContextError(f"line {line} is past the end of the file ({len(lines)} lines)")
-        offset = len(encode("".join(lines[: line - 1])))
-        selection = (offset, offset)
-    c = settings.context
-    return build_context(
-        ws,
-        current,
-        current.text,
-        selection,
-        instruction=instruction,
-        budget=c.budget_tokens,
-        full_file_tokens=c.full_file_tokens,
-        max_callers=c.max_callers,
-        index=index,
-    )
+        count = len(current.text.splitlines())
+        if line > max(count, 1):  # an empty file still has its line 1
+            raise ContextError(f"line {line} is past the end of the file ({count} lines)")
+        start = types.Position(line=line - 1, character=0)
+        at = types.Range(start=start, end=start)
+    req = GenerateRequest(current.uri, instruction, at)
+    try:  # the same preparation as a request to the server
+        return prepare(req, ws, settings, Encoding.UTF8).context
+    except GenerationError as e:
+        raise ContextError(str(e)) from None
 
 
 def print_context(context: Context, out: TextIO = sys.stdout) -> None:

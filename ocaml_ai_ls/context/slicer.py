@@ -340,16 +340,13 @@ class _Slicer:
         for chunk in self.summary.chunks:
             if chunk.start_line <= end and start <= chunk.end_line:
                 bound |= chunk.summary.bound
-        seen = self.seen
         signatures: list[Found] = []
         for imp in self.summary.imports:  # `include M` / `open M` inside the target
             if start <= imp.line <= end and not imp.local:
                 loc = location(self.source, self.summary, imp.line)
                 self.used_modules.extend(self.resolver.module(imp.path, loc, 0))
                 for f in self.resolver.module_definitions(imp.path, loc):
-                    key = (f.file.rel, f.definition.line)
-                    if key not in seen:
-                        seen.add(key)
+                    if self._new(f):
                         self.definition(DEFINITION, f, ".".join(imp.path))
         for ref in self.summary.references_in(start, end):
             if len(ref.path) == 1 and ref.kind is RefKind.VALUE and ref.path[0] in bound:
@@ -364,19 +361,14 @@ class _Slicer:
                 found += [(f, through) for f in self.resolver.module_definitions(modules, loc)]
                 self.used_modules.extend(self.resolver.module(modules, loc, 0))
             for f, label in found:
-                d = f.definition
-                if f.file.path == self.current.path and start <= d.line <= end:
-                    continue  # defined by the target itself
-                key = (f.file.rel, d.line)
-                if key in seen:
+                if not self._new(f):
                     continue
-                seen.add(key)
                 rank = TYPE if ref.kind in (RefKind.CONSTRUCTOR, RefKind.FIELD) else DEFINITION
                 self.definition(rank, f, label)
-                if d.kind not in FULL_KINDS:
+                if f.definition.kind not in FULL_KINDS:
                     signatures.append(f)
         for f in signatures:  # the types a used function takes and returns
-            self.signature_types(f, seen)
+            self.signature_types(f)
 
     def definition(self, rank: int, f: Found, used_as: str, why: str = "") -> None:
         d = f.definition
@@ -388,7 +380,20 @@ class _Slicer:
         label = f"`{used_as}`: {d.kind} {what}" + (f" ({why})" if why else "")
         self.piece(rank, f.file.rel, lines, range(d.start_line, last + 1), label)
 
-    def signature_types(self, f: Found, seen: set[tuple[str, int]]) -> None:
+    def _new(self, f: Found) -> bool:
+        """Whether a definition still needs a piece: not the target's own, not one
+        already given (it is marked given)."""
+        d = f.definition
+        start, end = self.span if self.span is not None else (0, len(self.lines) - 1)
+        if f.file.path == self.current.path and start <= d.line <= end:
+            return False
+        key = (f.file.rel, d.line)
+        if key in self.seen:
+            return False
+        self.seen.add(key)
+        return True
+
+    def signature_types(self, f: Found) -> None:
         summary = (
             self.index.summary(f.file.path) if f.file.path != self.current.path else self.summary
         )
@@ -400,9 +405,7 @@ class _Slicer:
                 continue
             loc = location(f.file, summary, ref.line)
             for t in self.resolver.resolve(ref.path, ref.kind, loc)[:MAX_PER_USE]:
-                key = (t.file.rel, t.definition.line)
-                if key not in seen:
-                    seen.add(key)
+                if self._new(t):
                     self.definition(TYPE, t, ".".join(ref.path))
 
     def named(self, instruction: str) -> None:
@@ -420,15 +423,7 @@ class _Slicer:
             if not found and len(path) == 1 and word.endswith("s"):  # "removes": remove
                 found = self._lookup((word[:-1],), loc)
             for f in found[:MAX_PER_USE]:
-                key = (f.file.rel, f.definition.line)
-                d = f.definition
-                in_target = (
-                    f.file.path == self.current.path
-                    and self.span is not None
-                    and self.span[0] <= d.line <= self.span[1]
-                )
-                if key not in self.seen and not in_target:
-                    self.seen.add(key)
+                if self._new(f):
                     self.definition(DEFINITION, f, word, "named in the instruction")
 
     def _lookup(self, path: tuple[str, ...], loc: Location) -> list[Found]:

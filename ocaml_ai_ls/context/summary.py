@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 from cachetools import LRUCache
 from tree_sitter import Node, QueryCursor, Tree
 
+from .items import doc_head, trails
 from .parsing import SourceKind, query
 
 if TYPE_CHECKING:
@@ -255,25 +256,6 @@ def _first_named(node: Node, kind: str) -> str:
     return ""
 
 
-def _doc_start(item: Node) -> int:
-    """The first line of the comments directly above `item` (or its own first line)."""
-    first = item.start_point[0]
-    prev = item.prev_named_sibling
-    while prev is not None and prev.type == "comment" and prev.end_point[0] + 1 >= first:
-        if _trails(prev):
-            break
-        first = prev.start_point[0]
-        prev = prev.prev_named_sibling
-    return first
-
-
-def _trails(comment: Node) -> bool:
-    """A comment on the line where the code before it ends (`let a = 1 (* a *)`)
-    belongs to that code, not to the item below."""
-    before = comment.prev_sibling
-    return before is not None and before.end_point[0] == comment.start_point[0]
-
-
 def _item_of(node: Node) -> Node:
     """The structure item holding `node` (its ancestor whose parent is a container)."""
     current = node
@@ -398,7 +380,7 @@ def _definition(
         value = node.child_by_field_name("body")
         sig_end = value.start_point[0] if value is not None else end
     if start == item.start_point[0]:
-        start = _doc_start(item)
+        start = doc_head(item).start_point[0]
     base = top.start_point[0]
     return Definition(
         name=name,
@@ -562,11 +544,6 @@ class ChunkCache:
         """Summaries the cache itself keeps alive (at most `maxsize`)."""
         return len(self._recent)
 
-    @property
-    def live(self) -> int:
-        """Summaries findable, including those only files still hold."""
-        return len(self._live)
-
 
 class FileSummary:
     """A file's chunks; absolute definitions, uses and opens are derived on demand."""
@@ -580,13 +557,10 @@ class FileSummary:
     def definitions(self) -> tuple[Definition, ...]:
         return tuple(d.shifted(c.start_line) for c in self.chunks for d in c.summary.definitions)
 
-    @cached_property
+    @property
     def references(self) -> tuple[Reference, ...]:
-        return tuple(
-            replace(r, line=r.line + c.start_line) if c.start_line else r
-            for c in self.chunks
-            for r in c.summary.references
-        )
+        """Every use in the file (not kept: the engine reads them per item)."""
+        return tuple(self.references_in(0, self.line_count))
 
     @cached_property
     def imports(self) -> tuple[Import, ...]:
@@ -703,7 +677,7 @@ def _chunks(
     previous_end = -2
     for node in nodes:
         if node.type == "comment":
-            if _trails(node):
+            if trails(node):
                 pending = None
                 previous_end = -2
                 continue

@@ -9,7 +9,6 @@ candidate touches.
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TypeVar
@@ -17,7 +16,6 @@ from typing import TypeVar
 from .result import Verification
 from .shadow import Shadow, shadow_dir
 
-log = logging.getLogger(__name__)
 _T = TypeVar("_T")
 
 

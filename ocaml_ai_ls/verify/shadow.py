@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import logging
 import os
 import shutil
 import signal
@@ -20,7 +19,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..workspace import SKIPPED_DIRS
+from ..workspace import is_skipped_dir
 from .compiler_output import parse_compiler_output
 from .result import (
     OK,
@@ -32,8 +31,6 @@ from .result import (
     Stage,
     Verification,
 )
-
-log = logging.getLogger(__name__)
 
 
 def cache_root() -> Path:
@@ -171,7 +168,7 @@ def _unparsed(run: Run) -> tuple[CheckError, ...]:
 def _project_files(root: Path) -> Iterator[str]:
     """Every file dune may read: all of the tree but build, VCS and hidden directories."""
     for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
-        dirnames[:] = [d for d in dirnames if d not in SKIPPED_DIRS and not d.startswith(".")]
+        dirnames[:] = [d for d in dirnames if not is_skipped_dir(d)]
         here = Path(dirpath)
         for name in filenames:
             path = here / name
