@@ -116,6 +116,40 @@ def test_sync_mirrors_buffers_and_removed_files(project: Path, tmp_path: Path) -
     assert (project / "lib/calc.ml").read_text() == PROJECT["lib/calc.ml"]
 
 
+def test_sync_leaves_ignored_files_out_and_writes_unsaved_buffers(tmp_path: Path) -> None:
+    root = tmp_path / "p"
+    for rel, text in {
+        **PROJECT,
+        ".gitignore": "*.log\nsecrets/\n",
+        "build.log": "noise\n",
+        "secrets/key.ml": "let key = 42\n",
+        "_build/default/old.ml": "stale\n",
+    }.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(text)
+    s = Shadow(root, tmp_path / "s")
+    s.sync({"lib/fresh.ml": "let fresh = 1\n", "build2.log": "ignored buffer\n"})
+    mirrored = sorted(p.relative_to(s.path).as_posix() for p in s.path.rglob("*") if p.is_file())
+    assert mirrored == sorted([*PROJECT, ".gitignore", "lib/fresh.ml"])
+    # a file that becomes ignored leaves the shadow at the next sync
+    (root / ".gitignore").write_text("*.log\nsecrets/\ntest/\n")
+    s.sync()
+    assert not (s.path / "test").joinpath("t.ml").exists()
+    assert not (s.path / "lib/fresh.ml").exists()  # its buffer was closed
+
+
+def test_two_pools_on_one_project_never_share_a_shadow(project: Path, tmp_path: Path) -> None:
+    first = ShadowPool(project, 2, cache=tmp_path)
+    second = ShadowPool(project, 2, cache=tmp_path)
+    paths = [s.path for s in first.shadows + second.shadows]
+    assert len(set(paths)) == 4
+    first.close()
+    third = ShadowPool(project, 2, cache=tmp_path)  # takes the freed slots again
+    assert [s.path for s in third.shadows] == [s.path for s in first.shadows]
+    second.close()
+    third.close()
+
+
 async def test_a_pool_checks_more_candidates_than_shadows(project: Path, tmp_path: Path) -> None:
     buffers = {"lib/calc.ml": "let double x = x * 2\n\nlet half x = x / 2\n"}
     pool = ShadowPool(project, 2, lambda: buffers, cache=tmp_path)

@@ -12,18 +12,16 @@ workspace, not the session.
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pathspec import GitIgnoreSpec
-
 from ..documents import Document, DocumentStore
+from ..ignores import counts, walk_project
 from ..uris import path_to_uri, uri_to_path
-from ..workspace import is_inside, is_skipped_dir
+from ..workspace import is_inside
 from .dune import DuneFile, DuneSyntaxError, Stanza, module_name, read_dune
 from .parsing import SourceKind, parse
 from .summary import ChunkCache, FileSummary, resummarize, summarize
@@ -128,53 +126,13 @@ class WorkspaceIndex:
 
     def walk(self) -> Iterator[Path]:
         """Source and dune files under the root, ignored ones left out."""
-        specs: list[tuple[str, GitIgnoreSpec]] = []
-        for dirpath, dirnames, filenames in os.walk(self.root, followlinks=False):
-            here = Path(dirpath)
-            rel_dir = self.rel_dir(here)
-            specs = [(d, s) for d, s in specs if not rel_dir or _under(rel_dir, d) or d == ""]
-            if ".gitignore" in filenames:
-                spec = _read_gitignore(here / ".gitignore")
-                if spec is not None:
-                    specs.append((rel_dir, spec))
-            dirnames[:] = sorted(
-                d
-                for d in dirnames
-                if not is_skipped_dir(d) and not _ignored(specs, _join(rel_dir, d) + "/")
-            )
-            for name in sorted(filenames):
-                if not (name.endswith((".ml", ".mli")) or name == "dune"):
-                    continue
-                if _ignored(specs, _join(rel_dir, name)):
-                    continue
-                path = here / name
-                if path.is_symlink() and not is_inside(path, self.root):
-                    continue
+        for path, _rel in walk_project(self.root):
+            if path.name.endswith((".ml", ".mli")) or path.name == "dune":
                 yield path
 
     def indexable(self, path: Path) -> bool:
-        """Whether `walk` would list `path`: the same rules for a file an editor's
-        watcher reports (which sees `_build` copies and ignored files too)."""
-        if not is_inside(path, self.root):
-            return False
-        try:
-            rel = path.relative_to(self.root)
-        except ValueError:
-            return False
-        *dirs, name = rel.parts
-        if any(is_skipped_dir(d) for d in dirs):
-            return False
-        specs: list[tuple[str, GitIgnoreSpec]] = []
-        prefix = ""
-        for d in ["", *dirs]:
-            prefix = _join(prefix, d) if d else prefix
-            ignore = self.root / prefix / ".gitignore"
-            spec = _read_gitignore(ignore) if ignore.is_file() else None
-            if spec is not None:
-                specs.append((prefix, spec))
-            if d and _ignored(specs, prefix + "/"):
-                return False
-        return not _ignored(specs, _join(prefix, name))
+        """Whether `walk` would list `path` (a file an editor's watcher reports)."""
+        return counts(self.root, path)
 
     def scan(
         self,
@@ -411,33 +369,3 @@ class WorkspaceIndex:
             return self.rel(path), path.read_text(encoding="utf-8").splitlines()
         except (OSError, UnicodeDecodeError):
             return None
-
-
-def _join(rel_dir: str, name: str) -> str:
-    return f"{rel_dir}/{name}" if rel_dir else name
-
-
-def _under(rel: str, d: str) -> bool:
-    return rel == d or rel.startswith(d + "/")
-
-
-def _read_gitignore(path: Path) -> GitIgnoreSpec | None:
-    try:
-        return GitIgnoreSpec.from_lines(
-            path.read_text(encoding="utf-8", errors="replace").splitlines()
-        )
-    except (OSError, ValueError) as exc:
-        log.info("index: ignoring %s: %s", path, exc)
-        return None
-
-
-def _ignored(specs: list[tuple[str, GitIgnoreSpec]], rel: str) -> bool:
-    """Whether `rel` is ignored: as in git, the deepest `.gitignore` with a rule
-    for it decides (so `!keep.ml` below can undo `*.ml` above)."""
-    ignored = False
-    for base, spec in specs:  # shallow to deep
-        inner = rel[len(base) + 1 :] if base else rel
-        include = spec.check_file(inner).include
-        if include is not None:
-            ignored = include
-    return ignored

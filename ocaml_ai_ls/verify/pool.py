@@ -3,20 +3,43 @@
 Each shadow is synced to the editor's view of the project (open buffers over
 disk) before a check when the project changed since its last sync, and warmed
 (`dune build @check`) once at startup, so a check rebuilds only what a
-candidate touches.
+candidate touches. A pool holds its slots with a file lock: a second process on
+the same project (another editor, `ces serve`) takes the next free slots.
 """
 
 from __future__ import annotations
 
 import asyncio
+import fcntl
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import TypeVar
+from typing import IO, TypeVar
 
 from .result import Verification
 from .shadow import Shadow, shadow_dir
 
 _T = TypeVar("_T")
+
+
+def _claim(path: Path) -> IO[bytes] | None:
+    """Lock a shadow slot for this process (`flock`, released when the file closes or
+    the process dies), so two servers on one project never share a shadow."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lock = (path.parent / f"{path.name}.lock").open("ab")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        lock.close()
+        return None
+    return lock
+
+
+#: Shadow slots tried beyond `size` when other processes hold the first ones.
+SPARE_SLOTS = 16
+
+
+class PoolBusy(RuntimeError):
+    """Other processes (editors, `ces serve`) hold every shadow slot of the project."""
 
 
 class ShadowPool:
@@ -28,13 +51,31 @@ class ShadowPool:
         cache: Path | None = None,
     ) -> None:
         self.root = root
-        self.shadows = [Shadow(root, shadow_dir(root, i, cache)) for i in range(size)]
+        self._locks: list[IO[bytes]] = []
+        self.shadows: list[Shadow] = []
+        for slot in range(size + SPARE_SLOTS):
+            if len(self.shadows) == size:
+                break
+            path = shadow_dir(root, slot, cache)
+            lock = _claim(path)
+            if lock is not None:
+                self._locks.append(lock)
+                self.shadows.append(Shadow(root, path))
+        if len(self.shadows) < size:
+            self.close()
+            raise PoolBusy(f"every shadow slot of {root} is held by another process")
         #: Open buffers of the project by relative path (their text wins over the disk).
         self.buffers = buffers
         self._free: asyncio.Queue[Shadow] = asyncio.Queue()
         for shadow in self.shadows:
             self._free.put_nowait(shadow)
         self._stale: set[int] = set(range(size))
+
+    def close(self) -> None:
+        """Let other processes use the slots (the shadows stay warm on disk for them)."""
+        for lock in self._locks:
+            lock.close()
+        self._locks.clear()
 
     def changed(self) -> None:
         """The project changed (a buffer, a file on disk): sync before the next check."""

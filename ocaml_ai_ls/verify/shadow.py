@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import logging
 import os
 import shutil
 import signal
@@ -19,6 +20,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..ignores import counts, walk_project
 from ..workspace import is_skipped_dir
 from .compiler_output import parse_compiler_output
 from .result import (
@@ -31,6 +33,8 @@ from .result import (
     Stage,
     Verification,
 )
+
+log = logging.getLogger(__name__)
 
 
 def cache_root() -> Path:
@@ -83,20 +87,30 @@ class Shadow:
         self.path = path
 
     def sync(self, overrides: Mapping[str, str] | None = None) -> None:
-        """Mirror the project's files (open buffers given as `overrides`, by relative path)."""
+        """Mirror the project's files (open buffers given as `overrides`, by relative path),
+        ignored ones left out, as the index leaves them out."""
         self.path.mkdir(parents=True, exist_ok=True)
         wanted: set[str] = set()
-        for rel in _project_files(self.root):
+        overrides = dict(overrides or {})
+        for source, rel in walk_project(self.root):
+            if not source.is_file():
+                continue
             wanted.add(rel)
-            source = self.root / rel
             target = self.path / rel
-            text = overrides.get(rel) if overrides else None
-            if text is not None:
-                _write_if_changed(target, text.encode("utf-8"))
-            elif not target.exists() or _differs(source, target):
-                target.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(source, target)
-        for rel in set(_project_files(self.path)) - wanted:
+            text = overrides.pop(rel, None)
+            try:
+                if text is not None:
+                    _write_if_changed(target, text.encode("utf-8"))
+                elif _differs(source, target):
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    shutil.copy2(source, target)  # its mtime too: the next sync skips it
+            except OSError as exc:  # deleted or unreadable meanwhile: the next sync sees
+                log.info("shadow: cannot mirror %s: %s", rel, exc)
+        for rel, text in overrides.items():  # buffers not (yet) on disk
+            if counts(self.root, self.root / rel):
+                wanted.add(rel)
+                _write_if_changed(self._inside(rel), text.encode("utf-8"))
+        for rel in set(_mirrored_files(self.path)) - wanted:
             (self.path / rel).unlink(missing_ok=True)
 
     def build(self, timeout: float) -> Run:
@@ -165,20 +179,22 @@ def _unparsed(run: Run) -> tuple[CheckError, ...]:
     return (CheckError("", 0, 0, tail or f"dune exited with {run.code}"),)
 
 
-def _project_files(root: Path) -> Iterator[str]:
-    """Every file dune may read: all of the tree but build, VCS and hidden directories."""
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+def _mirrored_files(shadow: Path) -> Iterator[str]:
+    """Every file of a shadow but its build (to find the ones the project no longer has)."""
+    for dirpath, dirnames, filenames in os.walk(shadow, followlinks=False):
         dirnames[:] = [d for d in dirnames if not is_skipped_dir(d)]
         here = Path(dirpath)
         for name in filenames:
-            path = here / name
-            if path.is_file() and not path.is_symlink():
-                yield path.relative_to(root).as_posix()
+            yield (here / name).relative_to(shadow).as_posix()
 
 
-def _differs(a: Path, b: Path) -> bool:
-    sa, sb = a.stat(), b.stat()
-    return sa.st_size != sb.st_size or a.read_bytes() != b.read_bytes()
+def _differs(source: Path, target: Path) -> bool:
+    """Whether the mirrored copy is out of date (copies keep the source's mtime)."""
+    try:
+        ss, st = source.stat(), target.stat()
+    except FileNotFoundError:
+        return True
+    return ss.st_size != st.st_size or ss.st_mtime_ns != st.st_mtime_ns
 
 
 def _write_if_changed(target: Path, data: bytes) -> None:
