@@ -51,7 +51,8 @@ class ModelSettings:
 class GenerateSettings:
     """How `ocaml-ai.generate` behaves when the request does not say."""
 
-    candidates: int = 1
+    #: Answers asked of the model; each is checked, the best is offered.
+    candidates: int = 3
 
 
 @dataclass(frozen=True)
@@ -76,6 +77,11 @@ class VerifySettings:
     timeout: float = 60.0
     #: Also run `dune test` on a candidate that type-checks.
     tests: bool = False
+    #: Rounds in which a candidate that failed to apply or to type-check goes back to
+    #: the model with what went wrong (0: none).
+    repair_rounds: int = 1
+    #: On save, type-check the project in a shadow and publish the errors (source `ocaml-ai`).
+    diagnostics: bool = True
 
 
 @dataclass(frozen=True)
@@ -180,6 +186,8 @@ def _problems(s: Settings) -> list[str]:
         out.append(f"verify.shadows must be between 0 and 16 (got {v.shadows})")
     if not 0 < v.timeout <= 3600:
         out.append(f"verify.timeout must be in (0, 3600] seconds (got {v.timeout})")
+    if not 0 <= v.repair_rounds <= 5:
+        out.append(f"verify.repair_rounds must be between 0 and 5 (got {v.repair_rounds})")
     return out
 
 

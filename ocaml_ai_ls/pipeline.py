@@ -27,18 +27,27 @@ from .edits.workspace_edit import (
 )
 from .instructions import removal_span
 from .positions import Encoding, LineIndex, decode, encode
-from .prompt import build_messages
-from .providers.base import ModelError, Provider
+from .prompt import apply_feedback, build_messages, compile_feedback, repair_messages
+from .providers.base import ChatMessage, ModelError, Provider
 from .request import Candidate, GenerateRequest, GenerateResult, Rejected
 from .uris import path_to_uri, uri_to_path
-from .verify.result import OK, RANKED, UNVERIFIED, CheckError, Verification
+from .verify.result import (
+    OK,
+    PARSE_ERROR,
+    RANKED,
+    TYPE_ERROR,
+    UNVERIFIED,
+    CheckError,
+    Verification,
+)
 from .verify.syntax import check_syntax
 from .workspace import FileText, PathRefused, Workspace
 
 log = logging.getLogger(__name__)
 
-#: Progress stages, in order; the server reports one message per stage.
-STAGES = ("context", "model", "parse", "apply", "verify")
+#: Progress stages, in order; the server reports one message per stage (and
+#: "type-check", "repair N" when they happen).
+STAGES = ("context", "model", "verify")
 
 
 @dataclass(frozen=True)
@@ -104,9 +113,16 @@ def prepare(req: GenerateRequest, ws: Workspace, settings: Settings, enc: Encodi
 
 
 def apply_parsed(
-    parsed: ParseResult, prep: Prepared, ws: Workspace
+    parsed: ParseResult,
+    prep: Prepared,
+    ws: Workspace,
+    base: Mapping[Path, str] | None = None,
 ) -> tuple[list[FileChange], str | None]:
-    """The file changes a parsed answer makes, or the reason it makes none."""
+    """The file changes a parsed answer makes, or the reason it makes none.
+
+    `base` gives the texts to apply to for some files (a repaired candidate's
+    own text); the changes are still made against the current files.
+    """
     if not parsed.usable:
         return [], parsed.reason
     texts: dict[Path, tuple[str | None, FileText | None]] = {}
@@ -117,7 +133,10 @@ def apply_parsed(
         except PathRefused as exc:
             return [], f"refused: {exc}"
         if path not in texts:
-            if path == prep.current.path:
+            if base is not None and path in base:
+                source = prep.current if path == prep.current.path else ws.read(path)
+                texts[path] = (base[path], source)
+            elif path == prep.current.path:
                 texts[path] = (prep.base_text, prep.current)
             else:
                 on_disk = ws.read(path)
@@ -133,6 +152,11 @@ def apply_parsed(
             hint = f" ({failure.closest})" if failure and failure.closest else ""
             return [], f"{ws.rel(path)}: {why}{hint}"
         texts[path] = (result.text, source)
+    for path, text in (base or {}).items():  # what the repaired candidate changed
+        if path not in texts:
+            source = prep.current if path == prep.current.path else ws.read(path)
+            texts[path] = (text, source)
+            order.append(path)
     if prep.current.path not in texts and prep.base_text != prep.current.text:
         texts[prep.current.path] = (prep.base_text, prep.current)  # the comment goes anyway
         order.append(prep.current.path)
@@ -163,8 +187,9 @@ def verify(
     candidate_id: str,
     model: str,
     support: EditorSupport,
+    round_: int = 0,
 ) -> Candidate | Rejected:
-    """Check the new texts and turn them into an edit the editor can apply."""
+    """Check the new texts parse and turn them into an edit the editor can apply."""
     verification = check_syntax([(c.rel, c.new) for c in changes])
     try:
         edit = build_workspace_edit(
@@ -172,7 +197,8 @@ def verify(
         )
     except EditUnsupported as exc:
         return Rejected(candidate_id, model, str(exc))
-    return Candidate(candidate_id, model, unified_diff(changes), edit, verification, tuple(changes))
+    diff = unified_diff(changes)
+    return Candidate(candidate_id, model, diff, edit, verification, tuple(changes), round_)
 
 
 def rank(candidates: Sequence[Candidate]) -> list[Candidate]:
@@ -207,6 +233,53 @@ async def compile_check(candidates: list[Candidate], checker: Checker) -> list[C
     return list(await asyncio.gather(*(one(c) for c in candidates)))
 
 
+@dataclass(frozen=True)
+class _Attempt:
+    """One answer of the model, what became of it, and the conversation that led to it
+    (what a repair round continues)."""
+
+    messages: tuple[ChatMessage, ...]
+    answer: str
+    outcome: Candidate | Rejected
+    #: The texts the answer was applied to, for files a repaired candidate changed.
+    base: Mapping[Path, str]
+
+
+#: An answer to judge: its candidate id, its text, the conversation it answers, its base.
+_Answer = tuple[str, str, tuple[ChatMessage, ...], Mapping[Path, str]]
+
+
+def _needs_repair(attempt: _Attempt) -> bool:
+    outcome = attempt.outcome
+    return isinstance(outcome, Rejected) or outcome.verification.status in (
+        TYPE_ERROR,
+        PARSE_ERROR,
+    )
+
+
+def _good_enough(candidates: Sequence[Candidate]) -> bool:
+    """A candidate the compiler did not reject (or could not judge): no repair needed."""
+    return any(c.verification.status not in (TYPE_ERROR, PARSE_ERROR) for c in candidates)
+
+
+def _feedback(attempt: _Attempt) -> str:
+    outcome = attempt.outcome
+    if isinstance(outcome, Rejected):
+        return apply_feedback(outcome.reason)
+    texts = {c.rel: c.new for c in outcome.changes}
+    v = outcome.verification
+    return compile_feedback(v.errors, outcome.diff, texts, v.status)
+
+
+def _not_checked(candidate: Candidate, reason: str) -> Candidate:
+    """A candidate that parses but that no compiler looked at: `unverified`, saying why."""
+    v = candidate.verification
+    if v.status != OK:
+        return candidate
+    errors = (CheckError("", 0, 0, reason),)
+    return replace(candidate, verification=Verification(UNVERIFIED, v.stages, errors))
+
+
 async def generate(
     req: GenerateRequest,
     ws: Workspace,
@@ -218,7 +291,10 @@ async def generate(
 ) -> GenerateResult:
     """Run the pipeline; model failures become `result.error`, never exceptions.
 
-    Cancelling the awaiting task cancels the model call (closing its stream).
+    Without a `checker` candidates that parse are `unverified`. Answers that do
+    not apply or do not type-check go back to the model for up to
+    `verify.repair_rounds` rounds while no candidate is good enough.
+    Cancelling the awaiting task cancels the model calls (closing their streams).
     """
     result = GenerateResult(id=uuid.uuid4().hex[:12])
     t0 = time.perf_counter()
@@ -228,7 +304,7 @@ async def generate(
     except GenerationError as exc:
         result.error = str(exc)
         return result
-    messages = build_messages(prep.context, req.instruction)
+    messages = tuple(build_messages(prep.context, req.instruction))
     result.timings["context_ms"] = (time.perf_counter() - t0) * 1000
     report("model")
     n = req.candidates or settings.generate.candidates
@@ -241,38 +317,77 @@ async def generate(
     result.timings["model_ms"] = reply.total_ms
     if reply.first_token_ms is not None:
         result.timings["first_token_ms"] = reply.first_token_ms
-    ids = [f"{result.id}-{k}" for k in range(len(reply.answers))]
 
-    def timed(stage: str, started: float) -> None:
-        result.timings[f"{stage}_ms"] = (time.perf_counter() - started) * 1000
+    async def judge(
+        answers: Sequence[_Answer],
+        round_: int,
+    ) -> list[_Attempt]:
+        """Parse, apply, parse-check and compile-check answers (id, text, messages, base)."""
+        attempts: list[_Attempt] = []
+        for cid, answer, history, base in answers:
+            parsed = parse_answer(answer)
+            changes, reason = apply_parsed(parsed, prep, ws, base) if base else ([], "")
+            if not changes:  # not on top of the candidate: against the current files
+                changes, reason = apply_parsed(parsed, prep, ws)
+            outcome = (
+                Rejected(cid, reply.model, reason)
+                if reason is not None
+                else verify(changes, cid, reply.model, support, round_)
+            )
+            attempts.append(_Attempt(history, answer, outcome, base))
+        found = [a.outcome for a in attempts if isinstance(a.outcome, Candidate)]
+        if checker is not None and found:
+            report("type-check" if round_ == 0 else f"type-check (repair {round_})")
+            checked = {c.id: c for c in await compile_check(found, checker)}
+        else:
+            why = "type-checking is off"
+            checked = {c.id: _not_checked(c, why) for c in found}
+        return [
+            replace(a, outcome=checked[a.outcome.id]) if a.outcome.id in checked else a
+            for a in attempts
+        ]
 
-    report("parse")
-    started = time.perf_counter()
-    parsed = [parse_answer(answer) for answer in reply.answers]
-    timed("parse", started)
-    report("apply")
-    started = time.perf_counter()
-    applied = [apply_parsed(p, prep, ws) for p in parsed]
-    timed("apply", started)
     report("verify")
     started = time.perf_counter()
-    found: list[Candidate] = []
-    for cid, (changes, reason) in zip(ids, applied, strict=True):
-        outcome = (
-            Rejected(cid, reply.model, reason)
-            if reason is not None
-            else verify(changes, cid, reply.model, support)
+    first: list[_Answer] = [
+        (f"{result.id}-{k}", a, messages, {}) for k, a in enumerate(reply.answers)
+    ]
+    attempts = await judge(first, 0)
+    result.timings["verify_ms"] = (time.perf_counter() - started) * 1000
+    every = list(attempts)
+    for round_ in range(1, settings.verify.repair_rounds + 1):
+        found = [a.outcome for a in every if isinstance(a.outcome, Candidate)]
+        failing = [a for a in attempts if _needs_repair(a)][:n]
+        if _good_enough(found) or not failing:
+            break
+        report(f"repair {round_}")
+        started = time.perf_counter()
+        asked = [repair_messages(a.messages, a.answer, _feedback(a)) for a in failing]
+        replies = await asyncio.gather(
+            *(provider.complete(m, n=1) for m in asked), return_exceptions=True
         )
-        if isinstance(outcome, Candidate):
-            found.append(outcome)
+        again: list[_Answer] = []
+        for attempt, history, answer in zip(failing, asked, replies, strict=True):
+            if isinstance(answer, BaseException):
+                if not isinstance(answer, ModelError):
+                    raise answer
+                log.info("repair of %s failed: %s", attempt.outcome.id, answer)
+                continue
+            base = attempt.base
+            if isinstance(attempt.outcome, Candidate):
+                base = {c.path: c.new for c in attempt.outcome.changes}
+            for text in answer.answers[:1]:
+                again.append((f"{attempt.outcome.id}r{round_}", text, tuple(history), base))
+        attempts = await judge(again, round_)
+        every.extend(attempts)
+        result.timings[f"repair{round_}_ms"] = (time.perf_counter() - started) * 1000
+    for attempt in every:
+        if isinstance(attempt.outcome, Candidate):
+            result.candidates.append(attempt.outcome)
         else:
-            log.info("candidate %s rejected: %s", outcome.id, outcome.reason)
-            result.rejected.append(outcome)
-    if checker is not None and found:
-        report("type-check")
-        found = await compile_check(found, checker)
-    timed("verify", started)
-    result.candidates = rank(found)
+            log.info("candidate %s rejected: %s", attempt.outcome.id, attempt.outcome.reason)
+            result.rejected.append(attempt.outcome)
+    result.candidates = rank(result.candidates)
     result.timings["total_ms"] = (time.perf_counter() - t0) * 1000
     return result
 

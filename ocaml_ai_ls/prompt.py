@@ -6,8 +6,11 @@ to get wrong); the parser accepts unified diffs and whole files as well.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+
 from .context.slicer import DUNE, FILE, INTERFACE, ROLES, TARGET, Context, Piece
 from .providers.base import ChatMessage
+from .verify.result import PARSE_ERROR, CheckError
 
 SYSTEM_PROMPT = """\
 You are an expert OCaml programmer editing a dune project. You are shown \
@@ -86,3 +89,54 @@ def build_messages(context: Context, instruction: str) -> list[ChatMessage]:
     )
     user = f"{render_context(context)}\n\n### Instruction\n{instruction.strip()}\n\n{where.strip()}"
     return [ChatMessage("system", SYSTEM_PROMPT), ChatMessage("user", user)]
+
+
+#: Compiler errors shown to the model in a repair round, at most.
+REPAIR_ERRORS = 5
+#: Lines shown on each side of an error's line.
+REPAIR_AROUND = 3
+
+
+def apply_feedback(reason: str) -> str:
+    """Why an answer could not be used (no edit, a SEARCH that matched nothing...)."""
+    return (
+        f"Your answer could not be applied: {reason}\n\n"
+        "Answer again with SEARCH/REPLACE blocks whose SEARCH lines are copied exactly "
+        "from the files as shown."
+    )
+
+
+def compile_feedback(
+    errors: Sequence[CheckError], diff: str, texts: Mapping[str, str], status: str
+) -> str:
+    """The compiler's errors on a candidate, the code around each, and the candidate's diff.
+
+    `texts` holds the files as the candidate left them (relative path → text).
+    """
+    what = "does not parse" if status == PARSE_ERROR else "does not type-check"
+    parts = [f"With your change the project {what}. The compiler says:"]
+    for error in errors[:REPAIR_ERRORS]:
+        where = f"{error.path}:{error.line}:{error.column}" if error.path else "(build)"
+        parts.append(f"{where}: {error.message}")
+        text = texts.get(error.path)
+        if text is not None and error.line > 0:
+            lines = text.splitlines()
+            first = max(1, error.line - REPAIR_AROUND)
+            last = min(len(lines), (error.end_line or error.line) + REPAIR_AROUND)
+            excerpt = "\n".join(f"{n:>4}| {lines[n - 1]}" for n in range(first, last + 1))
+            parts.append(f"```ocaml\n{excerpt}\n```")
+    if len(errors) > REPAIR_ERRORS:
+        parts.append(f"({len(errors) - REPAIR_ERRORS} more errors not shown)")
+    parts.append(f"Your change so far, as a diff against the original files:\n```diff\n{diff}```")
+    parts.append(
+        "Fix the errors. Answer with SEARCH/REPLACE blocks against the files as they are "
+        "after your change (or, if simpler, against the original files)."
+    )
+    return "\n\n".join(parts)
+
+
+def repair_messages(
+    messages: Sequence[ChatMessage], answer: str, feedback: str
+) -> list[ChatMessage]:
+    """The conversation so far, the model's answer, and what went wrong with it."""
+    return [*messages, ChatMessage("assistant", answer), ChatMessage("user", feedback)]

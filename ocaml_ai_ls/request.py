@@ -3,7 +3,8 @@
 Argument: `{uri, range?, instruction, candidates?, apply?, comment?}` where
 `comment` (our extension) is the range of an instruction comment the edit
 removes. Result: `{id, candidates: [{id, model, diff, edit, verification,
-files}], applied, cancelled, error, rejected: [{id, model, reason}], timings}`.
+files, round}], applied, cancelled, error, rejected: [{id, model, reason}],
+timings}`, candidates best first; `round` is the repair round that made it.
 """
 
 from __future__ import annotations
@@ -117,6 +118,8 @@ class Candidate:
     edit: types.WorkspaceEdit
     verification: Verification
     changes: tuple[FileChange, ...]
+    #: 0 for a first answer; k for one made in the k-th repair round.
+    round: int = 0
 
     @property
     def changed_lines(self) -> int:
@@ -134,6 +137,7 @@ class Candidate:
             "edit": to_json(self.edit),
             "verification": self.verification.to_json(),
             "files": [c.rel for c in self.changes],
+            "round": self.round,
         }
 
 

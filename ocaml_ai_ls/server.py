@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import shutil
 import threading
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Coroutine, Generator, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -30,15 +31,27 @@ from .config import (
 )
 from .context.index import WorkspaceIndex
 from .context.slicer import Context
+from .diagnostics import diagnostics_by_uri
 from .documents import DocumentStore
 from .instructions import find_instructions
-from .pipeline import STAGES, EditorSupport, GenerationError, generate, prepare, stale_files
+from .pipeline import (
+    STAGES,
+    Checker,
+    EditorSupport,
+    GenerationError,
+    generate,
+    prepare,
+    stale_files,
+)
 from .positions import Encoding
 from .progress import Progress
 from .providers import make_provider
 from .providers.openai import OpenAICompatible
 from .request import GenerateRequest, GenerateResult, RequestError, parse_request
 from .uris import uri_to_path
+from .verify.pool import PoolBusy, ShadowPool
+from .verify.result import TIMEOUT, CheckError, Verification
+from .verify.single import SingleFileChecker, disk_reader
 from .workspace import Workspace, find_root, is_inside, is_project
 
 log = logging.getLogger(__name__)
@@ -171,6 +184,14 @@ class OcamlAiServer(LanguageServer):
         self._background: set[asyncio.Future[None]] = set()
         #: Set when a root's first scan has ended (done, cancelled or failed).
         self.index_done: dict[Path, asyncio.Event] = {}
+        #: Warm shadow builds per dune project root (None: none for that root).
+        self.pools: dict[Path, ShadowPool | None] = {}
+        #: Checks modules one by one where there is no dune project (or no dune).
+        self.single = SingleFileChecker()
+        #: Per root, the URIs that have our diagnostics published.
+        self.published: dict[Path, set[str]] = {}
+        self._diagnosing: dict[Path, asyncio.Future[None]] = {}
+        self._diagnose_again: set[Path] = set()
 
     @property
     def lsp(self) -> OcamlAiProtocol:
@@ -234,10 +255,15 @@ class OcamlAiServer(LanguageServer):
                 log.info("not indexing %s: neither a workspace folder nor a project", root)
                 return index
             self.index_done[root] = asyncio.Event()  # before the task: requests wait on it
-            task = asyncio.ensure_future(self.build_index(index))
-            self._background.add(task)
-            task.add_done_callback(self._background.discard)
+            self.spawn(self.build_index(index))
         return index
+
+    def spawn(self, work: Coroutine[Any, Any, None]) -> asyncio.Future[None]:
+        """Run background work, keeping a reference so it is not collected mid-way."""
+        task = asyncio.ensure_future(work)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+        return task
 
     def index_holding(self, uri: str) -> tuple[Path, WorkspaceIndex] | None:
         """A file URI's path and the innermost existing index whose root holds it."""
@@ -276,6 +302,136 @@ class OcamlAiServer(LanguageServer):
             done.set()
         progress.end("cancelled" if cancelled.is_set() else f"{len(index.files)} files")
 
+    # -- verification --------------------------------------------------------
+
+    def pool_for(self, root: Path) -> ShadowPool | None:
+        """The root's warm shadows; the first call creates them and warms them in the
+        background. None when the root is not a dune project, dune is missing, or
+        `verify.shadows` is 0."""
+        if root in self.pools:
+            return self.pools[root]
+        pool: ShadowPool | None = None
+        v = self.settings.verify
+        if v.shadows > 0 and (root / "dune-project").is_file():
+            if shutil.which("dune") is None:
+                log.warning("dune is not on PATH: candidates are checked module by module")
+            else:
+                try:
+                    pool = ShadowPool(root, v.shadows, lambda: self.buffers_under(root))
+                except (PoolBusy, OSError) as exc:
+                    log.warning("no shadow builds for %s: %s", root, exc)
+        self.pools[root] = pool
+        if pool is not None:
+            self.spawn(self.warm(pool))
+        return pool
+
+    def buffers_under(self, root: Path) -> dict[str, str]:
+        """The open buffers under `root`, by relative path."""
+        out: dict[str, str] = {}
+        for doc in self.documents:
+            path = uri_to_path(doc.uri)
+            if path is not None and path.is_relative_to(root):
+                out[path.relative_to(root).as_posix()] = doc.text
+        return out
+
+    async def warm(self, pool: ShadowPool) -> None:
+        """Bring every shadow of a project to a built state, with `$/progress`."""
+        progress = Progress(self, "ocaml-ai: warming the build")
+        await progress.begin(pool.root.name)
+        task = asyncio.current_task()
+
+        def cancel() -> None:
+            if task is not None:
+                task.cancel()
+
+        progress.on_cancel(cancel)
+
+        def report(done: int, total: int) -> None:
+            progress.report(f"{done}/{total} shadow builds", done * 100 // max(total, 1))
+
+        try:
+            runs = await pool.warm(self.settings.verify.timeout, report)
+        except asyncio.CancelledError:
+            if not self.stopping.is_set():  # at exit the editor is gone
+                progress.end("cancelled")
+            raise
+        except Exception:  # a bug here must not take the server down
+            log.exception("warming the shadows of %s failed", pool.root)
+            progress.end("failed")
+            return
+        if self.stopping.is_set():
+            return
+        built = all(run.code == 0 for run in runs)
+        progress.end("ready" if built else "the project does not build yet")
+
+    def changed(self, uri: str) -> None:
+        """A file changed (buffer or disk): the shadows holding it sync it before their
+        next check."""
+        path = uri_to_path(uri)
+        if path is None:
+            return
+        for root, pool in self.pools.items():
+            if pool is not None and path.is_relative_to(root):
+                pool.changed(path.relative_to(root).as_posix())
+
+    def checker_for(self, ws: Workspace) -> Checker | None:
+        """How this workspace's candidates are type-checked: in a warm shadow of the
+        dune project, else module by module; None when `verify.shadows` is 0."""
+        v = self.settings.verify
+        if v.shadows == 0:
+            return None
+        pool = self.pool_for(ws.root)
+        if pool is not None:
+            return lambda files: pool.check(files, v.timeout, v.tests)
+
+        async def alone(files: Mapping[str, str | None]) -> Verification:
+            read = disk_reader(ws.root, self.buffers_under(ws.root))
+            return await asyncio.to_thread(self.single.check, files, read, v.timeout)
+
+        return alone
+
+    def diagnose_soon(self, root: Path) -> None:
+        """Type-check the project as it is (after a save) and publish the errors; a save
+        during a check asks for one more check after it."""
+        if not self.settings.verify.diagnostics or self.pool_for(root) is None:
+            return
+        running = self._diagnosing.get(root)
+        if running is not None and not running.done():
+            self._diagnose_again.add(root)
+            return
+        self._diagnosing[root] = self.spawn(self.diagnose(root))
+
+    async def diagnose(self, root: Path) -> None:
+        pool = self.pools.get(root)
+        while pool is not None:
+            self._diagnose_again.discard(root)
+            try:
+                found = await pool.check({}, self.settings.verify.timeout, False)
+            except Exception:
+                log.exception("checking %s after a save failed", root)
+                return
+            if found.status != TIMEOUT:
+                self.publish(root, found.errors)
+            if root not in self._diagnose_again:
+                return
+
+    def publish(self, root: Path, errors: Sequence[CheckError]) -> None:
+        """Publish the errors as our diagnostics; clear the files that no longer have any."""
+        ws = Workspace(root, self.documents)
+
+        def read(path: Path) -> str | None:
+            found = ws.read(path)
+            return found.text if found is not None else None
+
+        by_uri = diagnostics_by_uri(errors, root, read, self.documents.encoding)
+        for uri in self.published.get(root, set()) - by_uri.keys():
+            by_uri[uri] = []
+        for uri, diagnostics in by_uri.items():
+            self.text_document_publish_diagnostics(
+                types.PublishDiagnosticsParams(uri=uri, diagnostics=diagnostics)
+            )
+        self.published[root] = {uri for uri, found in by_uri.items() if found}
+
     async def wait_for_index(self, ws: Workspace, report: Callable[[str], None]) -> None:
         """Let a request that arrives while its workspace is being indexed wait for
         the index (bounded), so its context is not sliced from half a workspace."""
@@ -297,7 +453,13 @@ class OcamlAiServer(LanguageServer):
         async def run() -> GenerateResult:
             await self.wait_for_index(ws, progress.report)
             return await generate(
-                req, ws, self.provider(), self.settings, self.support(), progress.report
+                req,
+                ws,
+                self.provider(),
+                self.settings,
+                self.support(),
+                progress.report,
+                self.checker_for(ws),
             )
 
         job = asyncio.ensure_future(run())
@@ -367,6 +529,7 @@ def create_server() -> OcamlAiServer:
             ls.show(f"ocaml-ai-ls settings: {error}")
         for folder in ls.folders:
             ls.index_for(folder)
+            ls.pool_for(folder)
         caps = ls.client_capabilities.workspace
         watched = caps.did_change_watched_files if caps else None
         if watched and watched.dynamic_registration:
@@ -438,6 +601,7 @@ def create_server() -> OcamlAiServer:
         held = ls.index_holding(params.text_document.uri)
         if doc is not None and held is not None:
             held[1].update_document(doc)
+        ls.changed(params.text_document.uri)
 
     @server.feature(types.TEXT_DOCUMENT_DID_SAVE)
     def did_save(ls: OcamlAiServer, params: types.DidSaveTextDocumentParams) -> None:
@@ -449,6 +613,10 @@ def create_server() -> OcamlAiServer:
                 index.update_document(doc)
             else:
                 index.changed(path)
+        ls.changed(params.text_document.uri)
+        saved = uri_to_path(params.text_document.uri)
+        if saved is not None:
+            ls.diagnose_soon(find_root(saved, ls.folders))
 
     @server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
     def did_close(ls: OcamlAiServer, params: types.DidCloseTextDocumentParams) -> None:
@@ -456,6 +624,7 @@ def create_server() -> OcamlAiServer:
         held = ls.index_holding(params.text_document.uri)
         if held is not None:
             held[1].changed(held[0])  # the disk's text counts again
+        ls.changed(params.text_document.uri)
 
     @server.feature(types.WORKSPACE_DID_CHANGE_WATCHED_FILES)
     def did_change_watched_files(
@@ -463,8 +632,11 @@ def create_server() -> OcamlAiServer:
     ) -> None:
         for event in params.changes:
             held = ls.index_holding(event.uri)
-            if held is None or ls.documents.get(event.uri) is not None:
+            if ls.documents.get(event.uri) is not None:
                 continue  # an open buffer is fresher than the disk
+            ls.changed(event.uri)
+            if held is None:
+                continue
             path, index = held
             if event.type == types.FileChangeType.Deleted:
                 index.removed(path)
@@ -474,6 +646,9 @@ def create_server() -> OcamlAiServer:
     @server.feature(types.SHUTDOWN)
     def shutdown(ls: OcamlAiServer, params: None) -> None:
         ls.stopping.set()
+        for pool in ls.pools.values():
+            if pool is not None:
+                pool.close()  # kills dune, so exiting does not wait for a build
 
     @server.feature(
         types.TEXT_DOCUMENT_CODE_ACTION,

@@ -8,9 +8,11 @@ so tests check the text a user would end up with.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import os
 import shutil
 import sys
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -44,10 +46,19 @@ def copy_example(dest: Path) -> Path:
     return root
 
 
+#: Shadow builds of test servers live here, never in the developer's ~/.cache.
+TEST_CACHE = Path(tempfile.mkdtemp(prefix="ocaml-ai-test-cache-"))
+atexit.register(shutil.rmtree, TEST_CACHE, True)
+#: What a test session asks of the server unless the test says otherwise: one answer
+#: per request, as most tests script one reply.
+TEST_SETTINGS: dict[str, Any] = {"generate": {"candidates": 1}}
+
+
 def server_env(base_url: str, **extra: str) -> dict[str, str]:
     """The environment without any endpoint the developer may have set."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("OCAML_AI_")}
     env["OCAML_AI_BASE_URL"] = base_url
+    env["XDG_CACHE_HOME"] = str(TEST_CACHE)
     env.update(extra)
     return env
 
@@ -219,7 +230,7 @@ async def start_editor(
             capabilities=caps,
             root_uri=path_to_uri(root),
             workspace_folders=[types.WorkspaceFolder(uri=path_to_uri(root), name=root.name)],
-            initialization_options=init_options,
+            initialization_options={**TEST_SETTINGS, **(init_options or {})},
         )
     )
     encoding = Encoding.parse(result.capabilities.position_encoding)

@@ -50,21 +50,25 @@ def test_a_type_error_with_its_excerpt_and_hint() -> None:
             25,
             "This expression has type int but an expression was expected of type float "
             "Hint: Did you mean `2.'?",
+            end_line=9,
+            end_column=26,
         ),
     )
 
 
 def test_errors_not_warnings_with_paths_from_the_root() -> None:
     assert parse_compiler_output(MIXED, Path("/shadow/1")) == (
-        CheckError("lib/extra.ml", 7, 1, "Syntax error: operator expected."),
+        CheckError("lib/extra.ml", 7, 1, "Syntax error: operator expected.", 7, 1),
         CheckError(
             "lib/b.ml",
             2,
             3,
             "this pattern-matching is not exhaustive. "
             "Here is an example of a case that is not matched: 1",
+            end_line=3,  # the end column counts from the start of line 3
+            end_column=16,
         ),
-        CheckError("bin/main.ml", 3, 1, "Unbound module Nope"),
+        CheckError("bin/main.ml", 3, 1, "Unbound module Nope", 3, 0),
     )
 
 
@@ -108,4 +112,5 @@ def test_ocamlfind_on_a_single_file(tmp_path: Path) -> None:
     [error] = parse_compiler_output(run.stdout + run.stderr, tmp_path)
     # `"a"` (column 7 of `  x + "a"`) is a string where an int was expected
     assert (error.path, error.line, error.column) == ("alone.ml", 2, 7)
+    assert (error.end_line, error.end_column) == (2, 10)
     assert error.message.startswith("This expression has type string")

@@ -499,9 +499,8 @@ async def test_a_stray_file_outside_any_project_is_not_a_root_to_scan(
             types.ExecuteCommandParams(command=CONTEXT_COMMAND, arguments=[args])
         )
         assert isinstance(result, dict) and result["target"]["name"] == "lone"
-        # one progress, the project's indexing; none for the stray directory
-        reports = editor.client.progress_reports
-        assert not await wait_until(lambda: len(reports) > 1, timeout=2)
+        # one indexing progress, the project's; none for the stray directory
+        assert not await wait_until(lambda: len(editor.progress_tokens(INDEXING)) > 1, 2)
         assert model.requests == []
     finally:
         await stop_editor(editor)

@@ -59,7 +59,7 @@ async def test_prose_around_a_diff_gives_a_verified_versioned_edit(
     assert "make rectangle areas non-negative" in prompt
     # one progress message per stage
     messages = editor.progress_messages()
-    for stage in ("context", "model", "parse", "apply", "verify"):
+    for stage in ("context", "model", "verify", "type-check"):
         assert stage in messages
 
 

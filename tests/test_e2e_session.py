@@ -10,21 +10,19 @@ from typing import Any
 import pytest
 from lsprotocol import types
 
-from tests.editor import Editor, start_editor, stop_editor, wait_until
+from tests.editor import EXAMPLE, Editor, start_editor, stop_editor, wait_until
 from tests.model_server import Reply, ScriptedModel
 
 SHAPES = "lib/shapes.ml"
-WITH_COMMENT = """type t =
-  | Circle of float
-  | Rect of float * float
-
-let pi = 4.0 *. atan 1.0
-
-(* ai: make rectangle areas non-negative *)
-let area = function
-  | Circle r -> pi *. r *. r
-  | Rect (w, h) -> w *. h
-"""
+#: The example's file with an instruction comment above `area` (line 7); all of it,
+#: so that the candidates type-check against the interface.
+WITH_COMMENT = (
+    (EXAMPLE / SHAPES)
+    .read_text()
+    .replace(
+        "let area = function", "(* ai: make rectangle areas non-negative *)\nlet area = function"
+    )
+)
 REWRITE = """lib/shapes.ml
 <<<<<<< SEARCH
   | Rect (w, h) -> w *. h

@@ -97,14 +97,20 @@ class OpenAICompatible:
                 await self._request(messages, n, 0, answers, on_delta, started)
                 missing = n - len(answers.text)
                 if missing > 0:  # the server ignored `n`: ask for the rest one by one
-                    await asyncio.gather(
+                    extra = await asyncio.gather(
                         *(
                             self._request(
                                 messages, 1, len(answers.text) + k, answers, on_delta, started
                             )
                             for k in range(missing)
-                        )
+                        ),
+                        return_exceptions=True,
                     )
+                    for failed in extra:  # the first answer stands without the extras
+                        if isinstance(failed, ModelError):
+                            log.info("an extra answer failed: %s", failed)
+                        elif isinstance(failed, BaseException):
+                            raise failed
         except TimeoutError:
             raise self._error(
                 f"The model endpoint {self.endpoint} did not finish within "

@@ -16,8 +16,8 @@ from pathlib import Path, PurePosixPath
 from .result import CheckError
 
 _HEADER = re.compile(
-    r'^File "(?P<path>[^"]+)", lines? (?P<line>\d+)(?:-\d+)?'
-    r"(?:, characters (?P<start>\d+)-\d+)?:\s*$"
+    r'^File "(?P<path>[^"]+)", lines? (?P<line>\d+)(?:-(?P<last>\d+))?'
+    r"(?:, characters (?P<start>\d+)-(?P<end>\d+))?:\s*$"
 )
 _EXCERPT = re.compile(r"^\s*(?:\d+ \||\.\.|\^|\s*$)")
 _ERROR = re.compile(r"^Error(?: \(warning [^)]*\))?: ?(?P<message>.*)$")
@@ -50,12 +50,16 @@ def parse_compiler_output(text: str, root: Path | None = None) -> tuple[CheckErr
         while i < len(lines) and not _HEADER.match(lines[i]) and not _DUNE_NOISE.match(lines[i]):
             message.append(lines[i].strip())
             i += 1
-        start = header.group("start")
+        line = int(header.group("line"))
+        start, end = header.group("start"), header.group("end")
         found = CheckError(
             path=_relative(header.group("path"), root),
-            line=int(header.group("line")),
+            line=line,
             column=int(start) + 1 if start is not None else 1,
             message=" ".join(m for m in message if m),
+            # the end column counts from the start of the last line
+            end_line=int(header.group("last") or line),
+            end_column=int(end) + 1 if end is not None else 0,
         )
         if found not in out:
             out.append(found)

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import IO, TypeVar
 
 from .result import Verification
-from .shadow import Shadow, shadow_dir
+from .shadow import Run, Shadow, shadow_dir
 
 _T = TypeVar("_T")
 
@@ -34,6 +34,8 @@ def _claim(path: Path) -> IO[bytes] | None:
     return lock
 
 
+#: Changed files remembered one by one; past this a shadow syncs its whole tree.
+MAX_PENDING = 200
 #: Shadow slots tried beyond `size` when other processes hold the first ones.
 SPARE_SLOTS = 16
 
@@ -69,23 +71,39 @@ class ShadowPool:
         self._free: asyncio.Queue[Shadow] = asyncio.Queue()
         for shadow in self.shadows:
             self._free.put_nowait(shadow)
-        self._stale: set[int] = set(range(size))
+        #: Per shadow, the files to sync before its next use; None: the whole tree.
+        self._pending: list[set[str] | None] = [None] * size
 
     def close(self) -> None:
-        """Let other processes use the slots (the shadows stay warm on disk for them)."""
+        """Stop dune in every shadow and let other processes use the slots (the shadows
+        stay warm on disk for them)."""
+        for shadow in self.shadows:
+            shadow.stop()
         for lock in self._locks:
             lock.close()
         self._locks.clear()
 
-    def changed(self) -> None:
-        """The project changed (a buffer, a file on disk): sync before the next check."""
-        self._stale = set(range(len(self.shadows)))
+    def changed(self, rel: str | None = None) -> None:
+        """A file of the project changed (a buffer, the disk), or anything (`rel` None):
+        the shadows sync it before their next check."""
+        whole = rel is None or rel.endswith(".gitignore")
+        for i, pending in enumerate(self._pending):
+            if pending is not None and not whole and len(pending) < MAX_PENDING:
+                assert rel is not None
+                pending.add(rel)
+            else:
+                self._pending[i] = None
 
-    async def warm(self, timeout: float, report: Callable[[int, int], None]) -> None:
+    async def warm(self, timeout: float, report: Callable[[int, int], None]) -> list[Run]:
         """Sync and build every shadow once, one after the other (dune is parallel already)."""
+        runs: list[Run] = []
         for done in range(1, len(self.shadows) + 1):  # the queue is FIFO: each shadow once
-            await self._with(lambda s: s.build(timeout))
+            run = await self._with(lambda s: s.build(timeout))
+            if run.stopped:
+                break
+            runs.append(run)
             report(done, len(self.shadows))
+        return runs
 
     async def check(
         self, files: Mapping[str, str | None], timeout: float, tests: bool
@@ -94,12 +112,28 @@ class ShadowPool:
         return await self._with(lambda s: s.check(files, timeout, tests))
 
     async def _with(self, work: Callable[[Shadow], _T]) -> _T:
+        """Run `work` in the next free shadow, in a thread. The shadow is free again only
+        when the thread is done: a cancelled caller does not stop dune (the timeout
+        does), and no second check may start in a shadow that is still being used."""
         shadow = await self._free.get()
-        try:
-            index = self.shadows.index(shadow)
-            if index in self._stale:
-                self._stale.discard(index)
-                await asyncio.to_thread(shadow.sync, dict(self.buffers()))
-            return await asyncio.to_thread(work, shadow)
-        finally:
+        job = asyncio.ensure_future(self._synced(shadow, work))
+
+        def release(done: asyncio.Future[_T]) -> None:
             self._free.put_nowait(shadow)
+            if not done.cancelled():
+                done.exception()  # retrieved: a cancelled caller does not care
+
+        job.add_done_callback(release)
+        return await asyncio.shield(job)
+
+    async def _synced(self, shadow: Shadow, work: Callable[[Shadow], _T]) -> _T:
+        index = self.shadows.index(shadow)
+        pending, self._pending[index] = self._pending[index], set()
+        if pending is None or pending:
+            buffers = dict(self.buffers())
+            try:
+                await asyncio.to_thread(shadow.sync, buffers, pending)
+            except BaseException:
+                self._pending[index] = None  # half synced: all of it next time
+                raise
+        return await asyncio.to_thread(work, shadow)

@@ -24,12 +24,16 @@ class Stage:
 
 @dataclass(frozen=True)
 class CheckError:
-    """One error, 1-based line and column, path relative to the root."""
+    """One error, path relative to the root; 1-based lines and columns, columns
+    counting bytes (as the compiler does); the end is exclusive, 0 when unknown.
+    An empty path (line 0) is an error about no place: dune's own, a timeout."""
 
     path: str
     line: int
     column: int
     message: str
+    end_line: int = 0
+    end_column: int = 0
 
 
 @dataclass(frozen=True)

@@ -16,8 +16,8 @@ import shutil
 import signal
 import subprocess
 import time
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ..ignores import counts, walk_project
@@ -55,9 +55,16 @@ class Run:
     code: int | None
     output: str
     ms: float
+    #: Not run, or killed, because the shadow was stopped (the server is exiting).
+    stopped: bool = False
 
 
-def run_dune(args: list[str], cwd: Path, timeout: float) -> Run:
+def run_dune(
+    args: list[str],
+    cwd: Path,
+    timeout: float,
+    on_start: Callable[[subprocess.Popen[str]], None] = lambda proc: None,
+) -> Run:
     """Run dune in its own process group, so a timeout kills it and its children."""
     started = time.perf_counter()
     proc = subprocess.Popen(
@@ -68,6 +75,7 @@ def run_dune(args: list[str], cwd: Path, timeout: float) -> Run:
         text=True,
         start_new_session=True,
     )
+    on_start(proc)
     try:
         output, _ = proc.communicate(timeout=timeout)
         code: int | None = proc.returncode
@@ -85,36 +93,77 @@ class Shadow:
     def __init__(self, root: Path, path: Path) -> None:
         self.root = root
         self.path = path
+        self._running: subprocess.Popen[str] | None = None
+        #: Set by `stop`: no more dune runs in this shadow.
+        self.stopped = False
 
-    def sync(self, overrides: Mapping[str, str] | None = None) -> None:
+    def stop(self) -> None:
+        """Kill the dune run in progress, if any, and refuse later ones (server exit)."""
+        self.stopped = True
+        proc = self._running
+        if proc is not None and proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+
+    def _dune(self, args: list[str], timeout: float) -> Run:
+        if self.stopped:
+            return Run(None, "", 0.0, stopped=True)
+
+        def started(proc: subprocess.Popen[str]) -> None:
+            self._running = proc
+
+        try:
+            run = run_dune(args, self.path, timeout, started)
+        finally:
+            self._running = None
+        return replace(run, stopped=True) if self.stopped else run
+
+    def sync(
+        self, overrides: Mapping[str, str] | None = None, only: Iterable[str] | None = None
+    ) -> None:
         """Mirror the project's files (open buffers given as `overrides`, by relative path),
-        ignored ones left out, as the index leaves them out."""
+        ignored ones left out, as the index leaves them out; `only` these when given."""
         self.path.mkdir(parents=True, exist_ok=True)
-        wanted: set[str] = set()
         overrides = dict(overrides or {})
+        if only is not None:
+            for rel in only:
+                source = self.root / rel
+                wanted = counts(self.root, source)
+                text = overrides.get(rel)
+                if wanted and text is not None:
+                    self._mirror(rel, source, text)
+                elif wanted and source.is_file():
+                    self._mirror(rel, source, None)
+                elif not source.is_dir():
+                    with contextlib.suppress(ValueError, OSError):
+                        self._inside(rel).unlink(missing_ok=True)
+            return
+        present: set[str] = set()
         for source, rel in walk_project(self.root):
-            if not source.is_file():
-                continue
-            wanted.add(rel)
-            target = self.path / rel
-            text = overrides.pop(rel, None)
-            try:
-                if text is not None:
-                    _write_if_changed(target, text.encode("utf-8"))
-                elif _differs(source, target):
-                    target.parent.mkdir(parents=True, exist_ok=True)
-                    shutil.copy2(source, target)  # its mtime too: the next sync skips it
-            except OSError as exc:  # deleted or unreadable meanwhile: the next sync sees
-                log.info("shadow: cannot mirror %s: %s", rel, exc)
+            if source.is_file():
+                present.add(rel)
+                self._mirror(rel, source, overrides.pop(rel, None))
         for rel, text in overrides.items():  # buffers not (yet) on disk
             if counts(self.root, self.root / rel):
-                wanted.add(rel)
-                _write_if_changed(self._inside(rel), text.encode("utf-8"))
-        for rel in set(_mirrored_files(self.path)) - wanted:
+                present.add(rel)
+                self._mirror(rel, self.root / rel, text)
+        for rel in set(_mirrored_files(self.path)) - present:
             (self.path / rel).unlink(missing_ok=True)
 
+    def _mirror(self, rel: str, source: Path, text: str | None) -> None:
+        """One file into the shadow: the buffer's text, else the disk's bytes."""
+        try:
+            target = self._inside(rel)
+            if text is not None:
+                _write_if_changed(target, text.encode("utf-8"))
+            elif _differs(source, target):
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(source, target)  # its mtime too: the next sync skips it
+        except (OSError, ValueError) as exc:  # deleted or unreadable meanwhile: next sync
+            log.info("shadow: cannot mirror %s: %s", rel, exc)
+
     def build(self, timeout: float) -> Run:
-        return run_dune(["build", "@check"], self.path, timeout)
+        return self._dune(["build", "@check"], timeout)
 
     def check(
         self, files: Mapping[str, str | None], timeout: float, tests: bool = False
@@ -142,7 +191,7 @@ class Shadow:
                 return Verification(status, tuple(stages), errors or _unparsed(run))
             stages.append(Stage("check", OK, round(run.ms)))
             if tests:
-                test = run_dune(["test"], self.path, timeout)
+                test = self._dune(["test"], timeout)
                 if test.code is None:
                     stages.append(Stage("test", TIMEOUT, round(test.ms)))
                     return Verification(TIMEOUT, tuple(stages), _unparsed(test))
