@@ -1,4 +1,5 @@
-"""Command line: `ocaml-ai-ls` serves LSP on stdio; `ocaml-ai-ls edit` edits headless."""
+"""Command line: `ocaml-ai-ls` serves LSP on stdio; `ocaml-ai-ls edit` edits headless;
+`ocaml-ai-ls ces` checks diffs of a dune project in warm shadows (HTTP or one-shot)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from pathlib import Path
 
 from . import __version__
 
-COMMANDS = ("serve", "edit", "context")
+COMMANDS = ("serve", "edit", "context", "ces")
 
 
 def _host_port(value: str) -> tuple[str, int]:
@@ -56,7 +57,84 @@ def _parser() -> argparse.ArgumentParser:
         "--instruction", default="", help="also look up the names this instruction mentions"
     )
     context.add_argument("--json", action="store_true", help="print the pieces as JSON")
+    _ces_parser(sub)
     return parser
+
+
+def _ces_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from .verify.ces_options import DEFAULT_PORT, DEFAULT_TIMEOUT, DEFAULT_WORKERS, MAX_WORKERS
+
+    ces = sub.add_parser(
+        "ces",
+        help="the Code Evaluation Service: check diffs of a dune project in warm shadows",
+        description="Type-check (and test) diffs of a dune project in warm shadow copies; "
+        "the project's files are only read.",
+    )
+    ces_sub = ces.add_subparsers(dest="ces_command", required=True, metavar="{serve,check}")
+
+    def common(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--root", type=Path, required=True, help="the dune project (dune-project)")
+        p.add_argument(
+            "--workers",
+            type=int,
+            default=DEFAULT_WORKERS,
+            metavar="N",
+            help=f"warm shadows checking at once (1-{MAX_WORKERS}, default {DEFAULT_WORKERS})",
+        )
+        p.add_argument(
+            "--timeout",
+            type=float,
+            default=DEFAULT_TIMEOUT,
+            metavar="SECONDS",
+            help=f"per dune run (default {DEFAULT_TIMEOUT:g})",
+        )
+        p.add_argument("--tests", action="store_true", help="also run `dune test` by default")
+
+    serve = ces_sub.add_parser(
+        "serve",
+        help="serve POST /check on 127.0.0.1",
+        description="Serve HTTP on 127.0.0.1: POST /check with {diff, tests?} returns "
+        "{status, stages, errors}; a malformed body or a diff that does not apply gets "
+        "a 400 {error}. GET /health. Prints 'ces: serving URL' on stdout when warm.",
+    )
+    common(serve)
+    serve.set_defaults(ces_parser=serve)
+    serve.add_argument(
+        "--port",
+        type=int,
+        default=DEFAULT_PORT,
+        metavar="P",
+        help=f"TCP port (default {DEFAULT_PORT}; 0 picks a free one)",
+    )
+    serve.add_argument("--verbose", "-v", action="store_true", help="log each request to stderr")
+    check = ces_sub.add_parser(
+        "check",
+        help="check diff files, one JSON line each",
+        description="Check each DIFF_FILE (a unified diff, SEARCH/REPLACE blocks or whole "
+        "files; - reads stdin) and print {file, verification} or {file, error} per line. "
+        "Exit status 0 when all are ok, 1 otherwise, 2 for usage errors.",
+    )
+    common(check)
+    check.set_defaults(ces_parser=check)
+    check.add_argument("diff_files", nargs="+", metavar="DIFF_FILE")
+
+
+def _run_ces(args: argparse.Namespace) -> int:
+    from .verify.ces_options import CesOptions, CesUsageError
+    from .verify.service import check_files, serve
+
+    parser: argparse.ArgumentParser = args.ces_parser  # errors name the subcommand
+    options = CesOptions(args.root, args.workers, args.timeout, args.tests)
+    try:
+        if args.ces_command == "serve":
+            if not 0 <= args.port < 65536:
+                parser.error("--port must be between 0 and 65535")
+            if args.verbose:
+                logging.basicConfig(level="INFO", format="%(asctime)s %(message)s")
+            return serve(options, args.port)
+        return check_files(options, args.diff_files)
+    except CesUsageError as e:
+        parser.error(str(e))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -81,6 +159,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 verbose=args.verbose,
             )
         )
+    if args.command == "ces":
+        return _run_ces(args)
     if args.command == "context":
         from .context.show import run_context
         from .headless import UsageError, parse_location

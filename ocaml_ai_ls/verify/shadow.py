@@ -36,6 +36,14 @@ from .result import (
 
 log = logging.getLogger(__name__)
 
+#: The dune workspace a shadow builds with when the project has none of its own:
+#: `-no-keep-locs` leaves source positions out of `.cmi` files, so an edit that only
+#: moves lines keeps its module's interface byte-for-byte and dune's cutoff spares
+#: every dependent (a one-function check then rebuilds one module, not its users).
+#: Type-checking is unchanged; only the "defined at" notes of errors in other
+#: modules lose their positions.
+SHADOW_WORKSPACE = "(lang dune 2.0)\n(env (_ (flags (:standard -no-keep-locs))))\n"
+
 
 def cache_root() -> Path:
     """Where shadows live: `$XDG_CACHE_HOME/ocaml-ai-ls/shadows` (never in the workspace)."""
@@ -113,10 +121,19 @@ class Shadow:
             self._running = proc
 
         try:
-            run = run_dune(args, self.path, timeout, started)
+            run = run_dune([*args, *self._workspace()], self.path, timeout, started)
         finally:
             self._running = None
         return replace(run, stopped=True) if self.stopped else run
+
+    def _workspace(self) -> list[str]:
+        """`--workspace FILE` (beside the shadow, outside its mirror) unless the project
+        has its own `dune-workspace`, whose contexts and profiles must stay as they are."""
+        if (self.root / "dune-workspace").exists():
+            return []
+        path = self.path.with_name(f"{self.path.name}.dune-workspace")
+        _write_if_changed(path, SHADOW_WORKSPACE.encode())
+        return ["--workspace", str(path)]
 
     def sync(
         self, overrides: Mapping[str, str] | None = None, only: Iterable[str] | None = None
