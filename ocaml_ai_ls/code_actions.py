@@ -31,12 +31,32 @@ def _wanted(only: list[str] | None, kind: str) -> bool:
     return only is None or any(kind == o or kind.startswith(o + ".") for o in only)
 
 
-def fix_instruction(diag: types.Diagnostic) -> str:
+#: Lines of code shown before and after a diagnostic's lines in a fix instruction.
+FIX_CONTEXT_LINES = 3
+#: Longest diagnostic span (in lines) quoted whole; a longer one shows its first lines.
+FIX_MAX_SPAN = 8
+LINE_CHARS = 200
+
+
+def fix_instruction(diag: types.Diagnostic, doc: Document) -> str:
+    """The error, where it is, and the numbered code around it (the lines it covers marked
+    with `>`): the model sees what the compiler points at even in a large function."""
     source = f"{diag.source} " if diag.source else ""
     code = f" [{diag.code}]" if diag.code is not None else ""
+    start, end = diag.range.start.line, max(diag.range.start.line, diag.range.end.line)
+    end = min(end, start + FIX_MAX_SPAN - 1)
+    first = max(0, start - FIX_CONTEXT_LINES)
+    last = min(doc.index.line_count - 1, end + FIX_CONTEXT_LINES)
+    shown = []
+    for n in range(first, last + 1):
+        line = doc.index.line_text(n)
+        line = line if len(line) <= LINE_CHARS else line[:LINE_CHARS] + " …"
+        mark = ">" if start <= n <= end else " "
+        shown.append(f"{mark}{n + 1:5} | {line}".rstrip())
+    around = "\n".join(shown)
     return (
-        f"Fix this {source}error{code} at line {diag.range.start.line + 1}, "
-        f"column {diag.range.start.character + 1}:\n{diag.message}"
+        f"Fix this {source}error{code} at line {start + 1}, "
+        f"column {diag.range.start.character + 1}:\n{diag.message}\n\nThe code there:\n{around}"
     )
 
 
@@ -88,7 +108,7 @@ def code_actions(
             if not first or first in seen or len(seen) >= MAX_FIX_ACTIONS:
                 continue
             seen.add(first)
-            req = GenerateRequest(doc.uri, fix_instruction(diag), range=diag.range)
+            req = GenerateRequest(doc.uri, fix_instruction(diag, doc), range=diag.range)
             actions.append(
                 _action(
                     _title(f"AI: fix {first}"),

@@ -103,6 +103,14 @@ class Editor:
             )
         )
 
+    def save(self, rel: str) -> None:
+        """Write the open buffer to disk and say so, as an editor's save does."""
+        uri = self.uri(rel)
+        (self.root / rel).write_bytes(self.open_docs[uri][0].encode())
+        self.client.text_document_did_save(
+            types.DidSaveTextDocumentParams(text_document=types.TextDocumentIdentifier(uri=uri))
+        )
+
     def text(self, rel: str) -> str:
         uri = self.uri(rel)
         if uri in self.open_docs:

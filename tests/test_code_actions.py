@@ -74,6 +74,20 @@ def test_diagnostics_offer_quick_fixes_once_per_message() -> None:
     assert "expected of type string" in parse_request(fix.data).instruction
 
 
+def test_a_fix_instruction_carries_the_error_its_location_and_the_code_around_it() -> None:
+    [fix] = code_actions(DOC, params(5, [diag("Unbound value t", line=5)]), resolve=True)
+    instruction = parse_request(fix.data).instruction
+    assert instruction.startswith("Fix this ocamllsp error at line 6, column 3:\nUnbound value t")
+    shown = instruction.split("The code there:\n", 1)[1].splitlines()
+    assert shown == [
+        "     3 | (* ai: make f tail recursive *)",
+        "     4 | let rec f = function",
+        "     5 |   | [] -> 0",
+        ">    6 |   | _ :: t -> 1 + f t",
+        "     7 |",
+    ]
+
+
 def test_only_filters_kinds() -> None:
     diags = [diag("Unbound value g", 3)]
     assert [a.kind for a in code_actions(DOC, params(3, diags, ["quickfix"]), True)] == ["quickfix"]

@@ -172,6 +172,33 @@ async def test_a_pool_checks_more_candidates_than_shadows(project: Path, tmp_pat
     assert (project / "lib/calc.ml").read_text() == PROJECT["lib/calc.ml"]
 
 
+async def test_a_change_named_by_path_syncs_that_file_only(tmp_path: Path) -> None:
+    root = tmp_path / "calc"
+    for rel, text in PROJECT.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(text)
+    buffers: dict[str, str] = {}
+    pool = ShadowPool(root, 1, lambda: buffers, cache=tmp_path / "cache")
+    try:
+        await pool.warm(120, lambda done, total: None)
+        [shadow] = pool.shadows
+        buffers["lib/calc.ml"] = 'let double x = x +. "x"\n'
+        (root / "test/t.ml").write_text("let () = ()\n")  # not reported: not synced yet
+        pool.changed("lib/calc.ml")
+        assert (await pool.check({}, 120, False)).status == TYPE_ERROR
+        assert (shadow.path / "lib/calc.ml").read_text() == buffers["lib/calc.ml"]
+        assert (shadow.path / "test/t.ml").read_text() == PROJECT["test/t.ml"]
+        # a .gitignore change may hide or show any file: the whole tree is synced
+        (root / "lib/extra.ml").write_text("let x = 1\n")
+        (root / ".gitignore").write_text("lib/extra.ml\n")
+        pool.changed(".gitignore")
+        await pool.check({}, 120, False)
+        assert (shadow.path / "test/t.ml").read_text() == "let () = ()\n"
+        assert not (shadow.path / "lib/extra.ml").exists()
+    finally:
+        pool.close()
+
+
 def test_ranking_puts_what_the_compiler_liked_first() -> None:
     assert RANKED.index("ok") < RANKED.index(TEST_FAILURE) < RANKED.index(TYPE_ERROR)
     assert RANKED.index(TYPE_ERROR) < RANKED.index("parse_error")
