@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import atexit
+import os
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -27,18 +31,31 @@ CAPABILITIES = types.ClientCapabilities(
 )
 
 
+#: Settings for a benchmark of something else than verification: no dune builds
+#: warming in the background while it measures.
+NO_SHADOWS: dict[str, Any] = {"verify": {"shadows": 0}}
+#: Shadow builds of benchmark servers live here, never in the user's ~/.cache.
+CACHE = Path(tempfile.mkdtemp(prefix="ocaml-ai-bench-cache-"))
+atexit.register(shutil.rmtree, CACHE, True)
+
+
 async def start(
     root: Path,
     env: dict[str, str] | None = None,
     capabilities: types.ClientCapabilities = CAPABILITIES,
+    settings: dict[str, Any] | None = None,
 ) -> LanguageClient:
+    """The server on `root`, its shadows under CACHE, `settings` as initializationOptions."""
     client = LanguageClient("benchmark", "0")
+    env = dict(os.environ if env is None else env)
+    env["XDG_CACHE_HOME"] = str(CACHE)
     await client.start_io(sys.executable, "-m", "ocaml_ai_ls", env=env)
     await client.initialize_async(
         types.InitializeParams(
             capabilities=capabilities,
             root_uri=path_to_uri(root),
             workspace_folders=[types.WorkspaceFolder(uri=path_to_uri(root), name=root.name)],
+            initialization_options=settings,
         )
     )
     client.initialized(types.InitializedParams())

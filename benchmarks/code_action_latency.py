@@ -16,7 +16,7 @@ from pathlib import Path
 
 from lsprotocol import types
 
-from benchmarks._lsp import open_doc, row, start, stop
+from benchmarks._lsp import NO_SHADOWS, open_doc, row, start, stop
 
 
 def big_file(lines: int) -> str:
@@ -46,7 +46,7 @@ async def measure(rounds: int) -> None:
         text = big_file(5000)
         path = root / "big.ml"
         path.write_text(text)
-        client = await start(root)
+        client = await start(root, settings=NO_SHADOWS)
         uri = open_doc(client, path, text)
         lines = text.splitlines()
         instruction_lines = [n for n, line in enumerate(lines) if line.startswith("(* ai:")]

@@ -136,7 +136,7 @@ async def server_memory(root: Path, edits: int) -> tuple[int, int, int, float]:
         text_document=caps.text_document,
         window=types.WindowClientCapabilities(work_done_progress=True),
     )
-    client = await _lsp.start(root, capabilities=caps)
+    client = await _lsp.start(root, capabilities=caps, settings=_lsp.NO_SHADOWS)
     done = asyncio.Event()
     titles: dict[object, str] = {}
 
