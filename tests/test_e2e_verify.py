@@ -66,6 +66,32 @@ async def test_a_type_error_is_repaired_from_the_compilers_report(
     assert tree_digest(editor.root) == before  # checked in shadows, nothing applied
 
 
+async def test_an_answer_that_does_not_apply_is_asked_again_with_the_reason(
+    editor: Editor, model: ScriptedModel
+) -> None:
+    invented = replace_block("  | Rectangle (w, h) -> w * h", FIXED)  # no such lines
+    model.enqueue(invented, replace_block(RECT, FIXED))
+    result = await editor.generate(timeout=60, **at_area(editor, instruction="non-negative"))
+    [cand] = result["candidates"]
+    assert (cand["verification"]["status"], cand["round"]) == ("ok", 1)
+    [rejected] = result["rejected"]
+    feedback = model.requests[1]["messages"][-1]["content"]
+    assert feedback.startswith("Your answer could not be applied: ")
+    assert rejected["reason"] in feedback and "Rect (w, h) -> w *. h" in feedback
+
+
+async def test_repair_rounds_0_asks_the_model_once(project: Path, model: ScriptedModel) -> None:
+    settings = {"verify": {"repair_rounds": 0}}
+    editor = await start_editor(project, model.base_url, init_options=settings)
+    try:
+        model.enqueue(replace_block(RECT, AS_STRING), replace_block(AS_STRING, FIXED))
+        result = await editor.generate(timeout=60, **at_area(editor, instruction="x"))
+        assert [c["verification"]["status"] for c in result["candidates"]] == ["type_error"]
+        assert len(model.requests) == 1
+    finally:
+        await stop_editor(editor)
+
+
 async def test_candidates_are_ranked_by_the_compiler_and_the_best_is_applied(
     project: Path, model: ScriptedModel
 ) -> None:
