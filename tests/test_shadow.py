@@ -199,6 +199,27 @@ async def test_a_change_named_by_path_syncs_that_file_only(tmp_path: Path) -> No
         pool.close()
 
 
+async def test_a_cancelled_check_frees_its_shadow_at_once(project: Path, tmp_path: Path) -> None:
+    pool = ShadowPool(project, 1, cache=tmp_path)
+    try:
+        await pool.warm(120, lambda done, total: None)
+        [shadow] = pool.shadows
+        looping = {"lib/calc.ml": "let rec double x = double x\n\nlet half x = x / 2\n"}
+        check = asyncio.ensure_future(pool.check(looping, 600, True))
+        for _ in range(300):  # until `dune test` runs the looping test
+            await asyncio.sleep(0.05)
+            if "test" in str(getattr(shadow._running, "args", "")):
+                break
+        check.cancel()
+        # the next check gets the shadow long before the looping one's timeout
+        after = await asyncio.wait_for(pool.check({}, 120, True), 20)
+        assert after.status == "ok"
+        assert (shadow.path / "lib/calc.ml").read_text() == PROJECT["lib/calc.ml"]
+        assert check.cancelled()
+    finally:
+        pool.close()
+
+
 def test_ranking_puts_what_the_compiler_liked_first() -> None:
     assert RANKED.index("ok") < RANKED.index(TEST_FAILURE) < RANKED.index(TYPE_ERROR)
     assert RANKED.index(TYPE_ERROR) < RANKED.index("parse_error")

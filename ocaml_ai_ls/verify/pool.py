@@ -113,18 +113,24 @@ class ShadowPool:
 
     async def _with(self, work: Callable[[Shadow], _T]) -> _T:
         """Run `work` in the next free shadow, in a thread. The shadow is free again only
-        when the thread is done: a cancelled caller does not stop dune (the timeout
-        does), and no second check may start in a shadow that is still being used."""
+        when the thread is done, so no second check starts in a shadow still in use; a
+        cancelled caller interrupts the shadow's dune run to have it free at once."""
         shadow = await self._free.get()
         job = asyncio.ensure_future(self._synced(shadow, work))
 
         def release(done: asyncio.Future[_T]) -> None:
+            shadow.interrupted = False
             self._free.put_nowait(shadow)
             if not done.cancelled():
                 done.exception()  # retrieved: a cancelled caller does not care
 
         job.add_done_callback(release)
-        return await asyncio.shield(job)
+        try:
+            return await asyncio.shield(job)
+        except asyncio.CancelledError:
+            if not job.done():
+                shadow.interrupt()
+            raise
 
     async def _synced(self, shadow: Shadow, work: Callable[[Shadow], _T]) -> _T:
         index = self.shadows.index(shadow)

@@ -63,7 +63,8 @@ class Run:
     code: int | None
     output: str
     ms: float
-    #: Not run, or killed, because the shadow was stopped (the server is exiting).
+    #: Not run, or killed, because the shadow was stopped (the server is exiting) or
+    #: its check was cancelled.
     stopped: bool = False
 
 
@@ -104,17 +105,25 @@ class Shadow:
         self._running: subprocess.Popen[str] | None = None
         #: Set by `stop`: no more dune runs in this shadow.
         self.stopped = False
+        #: Set by `interrupt`: no more dune runs until the owner of the shadow clears it.
+        self.interrupted = False
 
-    def stop(self) -> None:
-        """Kill the dune run in progress, if any, and refuse later ones (server exit)."""
-        self.stopped = True
+    def interrupt(self) -> None:
+        """The check under way is not wanted any more (its request was cancelled): kill
+        its dune run and refuse the next ones, so the shadow is undone and free at once."""
+        self.interrupted = True
         proc = self._running
         if proc is not None and proc.poll() is None:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)
 
+    def stop(self) -> None:
+        """Kill the dune run in progress, if any, and refuse later ones (server exit)."""
+        self.stopped = True
+        self.interrupt()
+
     def _dune(self, args: list[str], timeout: float) -> Run:
-        if self.stopped:
+        if self.stopped or self.interrupted:
             return Run(None, "", 0.0, stopped=True)
 
         def started(proc: subprocess.Popen[str]) -> None:
@@ -124,7 +133,7 @@ class Shadow:
             run = run_dune([*args, *self._workspace()], self.path, timeout, started)
         finally:
             self._running = None
-        return replace(run, stopped=True) if self.stopped else run
+        return replace(run, stopped=True) if self.stopped or self.interrupted else run
 
     def _workspace(self) -> list[str]:
         """`--workspace FILE` (beside the shadow, outside its mirror) unless the project
