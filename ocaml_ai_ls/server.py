@@ -186,6 +186,8 @@ class OcamlAiServer(LanguageServer):
         self.index_done: dict[Path, asyncio.Event] = {}
         #: Warm shadow builds per dune project root (None: none for that root).
         self.pools: dict[Path, ShadowPool | None] = {}
+        #: Pools of an earlier `verify.shadows`, closing when their checks are done.
+        self.retiring: set[ShadowPool] = set()
         #: Checks modules one by one where there is no dune project (or no dune).
         self.single = SingleFileChecker()
         #: Per root, the URIs that have our diagnostics published.
@@ -208,7 +210,10 @@ class OcamlAiServer(LanguageServer):
         settings, errors = layers.build()
         if changed is not None and any(e.startswith(changed) for e in errors):
             return [e for e in errors if e.startswith(changed)]
+        shadows_before = self.settings.verify.shadows
         self.layers, self.settings = layers, settings
+        if settings.verify.shadows != shadows_before:
+            self.retire_pools()
         return errors
 
     def provider(self) -> OpenAICompatible:
@@ -324,6 +329,26 @@ class OcamlAiServer(LanguageServer):
         if pool is not None:
             self.spawn(self.warm(pool))
         return pool
+
+    def retire_pools(self) -> None:
+        """`verify.shadows` changed: each old pool closes once the checks under way in it
+        are done, then the project gets a new one (warming in the background)."""
+        old, self.pools = self.pools, {}
+        for root, pool in old.items():
+            if pool is None:
+                self.pool_for(root)
+            else:
+                self.retiring.add(pool)
+                self.spawn(self._retire(root, pool))
+
+    async def _retire(self, root: Path, pool: ShadowPool) -> None:
+        try:
+            await pool.drain()
+        finally:
+            pool.close()
+            self.retiring.discard(pool)
+        if root not in self.pools and not self.stopping.is_set():
+            self.pool_for(root)
 
     def buffers_under(self, root: Path) -> dict[str, str]:
         """The open buffers under `root`, by relative path."""
@@ -646,7 +671,7 @@ def create_server() -> OcamlAiServer:
     @server.feature(types.SHUTDOWN)
     def shutdown(ls: OcamlAiServer, params: None) -> None:
         ls.stopping.set()
-        for pool in ls.pools.values():
+        for pool in [*ls.pools.values(), *ls.retiring]:
             if pool is not None:
                 pool.close()  # kills dune, so exiting does not wait for a build
 

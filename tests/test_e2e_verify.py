@@ -5,6 +5,7 @@ diagnostics on save; the user's files are never touched by any of it."""
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -15,7 +16,8 @@ import pytest_asyncio
 from lsprotocol import types
 
 from ocaml_ai_ls.request import parse_request
-from tests.editor import Editor, start_editor, stop_editor, wait_until
+from ocaml_ai_ls.verify.shadow import shadow_dir
+from tests.editor import TEST_CACHE, Editor, start_editor, stop_editor, wait_until
 from tests.model_server import Reply, ScriptedModel
 
 SHAPES = "lib/shapes.ml"
@@ -171,3 +173,39 @@ async def test_without_a_dune_project_each_module_is_type_checked_alone(
         [error] = cand["verification"]["errors"]
         assert (error["path"], error["line"]) == ("geometry.ml", 3)
     assert tree_digest(loose.root) == before
+
+
+async def test_the_number_of_shadows_changes_without_a_restart(
+    editor: Editor, model: ScriptedModel
+) -> None:
+    model.set_default(replace_block(RECT, FIXED))
+
+    async def status_with(verify: dict[str, Any]) -> dict[str, Any]:
+        editor.client.workspace_did_change_configuration(
+            types.DidChangeConfigurationParams(settings={"ocaml-ai": {"verify": verify}})
+        )
+        result = await editor.generate(timeout=60, **at_area(editor, instruction="x"))
+        [cand] = result["candidates"]
+        return dict(cand["verification"])
+
+    assert (await status_with({"shadows": 1}))["status"] == "ok"
+    off = await status_with({"shadows": 0})
+    assert off["status"] == "unverified" and "type-checking is off" in off["errors"][0]["message"]
+    assert (await status_with({"shadows": 3}))["status"] == "ok"
+    # the server holds the slots of its 3 shadows, and no more: the old pools are closed
+    slots = shadow_dir(editor.root, 0, TEST_CACHE / "ocaml-ai-ls" / "shadows").parent
+    assert sorted(p.name for p in slots.glob("*.lock") if locked(p)) == [
+        "0.lock",
+        "1.lock",
+        "2.lock",
+    ]
+
+
+def locked(path: Path) -> bool:
+    with path.open("ab") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            return True
+        fcntl.flock(f, fcntl.LOCK_UN)
+        return False

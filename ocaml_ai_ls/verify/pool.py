@@ -83,6 +83,11 @@ class ShadowPool:
             lock.close()
         self._locks.clear()
 
+    async def drain(self) -> None:
+        """Wait until no check runs: take every shadow (the pool is not used after)."""
+        for _ in self.shadows:
+            await self._free.get()
+
     def changed(self, rel: str | None = None) -> None:
         """A file of the project changed (a buffer, the disk), or anything (`rel` None):
         the shadows sync it before their next check."""
