@@ -226,8 +226,9 @@ def _report(result: Any, opts: EditOptions, apply_failure: list[str]) -> int:
         print(best.get("diff", ""), end="")
         print(f"verification: {verification.get('status')}", file=sys.stderr)
         for err in verification.get("errors", [])[:5]:
+            before = " (the project had it before)" if err.get("preexisting") else ""
             print(
-                f"  {err['path']}:{err['line']}:{err['column']}: {err['message']}",
+                f"  {err['path']}:{err['line']}:{err['column']}: {err['message']}{before}",
                 file=sys.stderr,
             )
     if opts.apply and not result.get("applied"):

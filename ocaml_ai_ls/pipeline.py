@@ -203,11 +203,15 @@ def verify(
 
 def rank(candidates: Sequence[Candidate]) -> list[Candidate]:
     """By what the compiler said (tests pass > type-checks > parses), then the smaller
-    diff (sorting is stable for ties)."""
+    diff (sorting is stable for ties). A candidate whose only errors are ones the
+    project already had ranks with the unverified ones: the compiler could not judge
+    it, and it broke nothing; among the rest, fewer new errors first."""
 
-    def key(c: Candidate) -> tuple[int, int]:
-        status = c.verification.status
-        return (RANKED.index(status) if status in RANKED else len(RANKED), c.changed_lines)
+    def key(c: Candidate) -> tuple[int, int, int]:
+        v = c.verification
+        status = UNVERIFIED if v.status in (TYPE_ERROR, PARSE_ERROR) and not v.failed else v.status
+        tier = RANKED.index(status) if status in RANKED else len(RANKED)
+        return (tier, len(v.new_errors) if v.failed else 0, c.changed_lines)
 
     return sorted(candidates, key=key)
 
@@ -251,15 +255,13 @@ _Answer = tuple[str, str, tuple[ChatMessage, ...], Mapping[Path, str]]
 
 def _needs_repair(attempt: _Attempt) -> bool:
     outcome = attempt.outcome
-    return isinstance(outcome, Rejected) or outcome.verification.status in (
-        TYPE_ERROR,
-        PARSE_ERROR,
-    )
+    return isinstance(outcome, Rejected) or outcome.verification.failed
 
 
 def _good_enough(candidates: Sequence[Candidate]) -> bool:
-    """A candidate the compiler did not reject (or could not judge): no repair needed."""
-    return any(c.verification.status not in (TYPE_ERROR, PARSE_ERROR) for c in candidates)
+    """A candidate the compiler did not reject (or could not judge, or that brought no
+    error of its own): no repair needed."""
+    return any(not c.verification.failed for c in candidates)
 
 
 def _feedback(attempt: _Attempt) -> str:

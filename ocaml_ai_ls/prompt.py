@@ -115,7 +115,8 @@ def compile_feedback(
     """
     what = "does not parse" if status == PARSE_ERROR else "does not type-check"
     parts = [f"With your change the project {what}. The compiler says:"]
-    for error in errors[:REPAIR_ERRORS]:
+    new = [e for e in errors if not e.preexisting]
+    for error in new[:REPAIR_ERRORS]:
         where = f"{error.path}:{error.line}:{error.column}" if error.path else "(build)"
         parts.append(f"{where}: {error.message}")
         text = texts.get(error.path)
@@ -125,8 +126,11 @@ def compile_feedback(
             last = min(len(lines), (error.end_line or error.line) + REPAIR_AROUND)
             excerpt = "\n".join(f"{n:>4}| {lines[n - 1]}" for n in range(first, last + 1))
             parts.append(f"```ocaml\n{excerpt}\n```")
-    if len(errors) > REPAIR_ERRORS:
-        parts.append(f"({len(errors) - REPAIR_ERRORS} more errors not shown)")
+    if len(new) > REPAIR_ERRORS:
+        parts.append(f"({len(new) - REPAIR_ERRORS} more errors not shown)")
+    if len(new) < len(errors):
+        old = len(errors) - len(new)
+        parts.append(f"({old} other error(s) were in the project before your change.)")
     parts.append(f"Your change so far, as a diff against the original files:\n```diff\n{diff}```")
     parts.append(
         "Fix the errors. Answer with SEARCH/REPLACE blocks against the files as they are "

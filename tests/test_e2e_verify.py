@@ -68,6 +68,25 @@ async def test_a_type_error_is_repaired_from_the_compilers_report(
     assert tree_digest(editor.root) == before  # checked in shadows, nothing applied
 
 
+async def test_in_a_project_that_does_not_build_only_new_errors_count(
+    project: Path, model: ScriptedModel
+) -> None:
+    (project / "lib/broken.ml").write_text('let oops : int = "not an int"\n')
+    editor = await start_editor(project, model.base_url)
+    try:
+        model.enqueue(replace_block(RECT, FIXED))
+        result = await editor.generate(timeout=60, **at_area(editor, instruction="x"))
+        [cand] = result["candidates"]
+        verification = cand["verification"]
+        assert verification["status"] == "type_error"
+        assert [(e["path"], e["preexisting"]) for e in verification["errors"]] == [
+            ("lib/broken.ml", True)
+        ]
+        assert len(model.requests) == 1  # nothing of its own to repair
+    finally:
+        await stop_editor(editor)
+
+
 async def test_an_answer_that_does_not_apply_is_asked_again_with_the_reason(
     editor: Editor, model: ScriptedModel
 ) -> None:

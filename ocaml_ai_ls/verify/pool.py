@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import IO, TypeVar
 
-from .result import Verification
+from .result import PARSE_ERROR, TIMEOUT, TYPE_ERROR, Verification, against_baseline
 from .shadow import Run, Shadow, shadow_dir
 
 _T = TypeVar("_T")
@@ -73,6 +73,11 @@ class ShadowPool:
             self._free.put_nowait(shadow)
         #: Per shadow, the files to sync before its next use; None: the whole tree.
         self._pending: list[set[str] | None] = [None] * size
+        #: The project checked as it is, while nothing changed since (see `baseline`).
+        self._baseline: Verification | None = None
+        #: Counts `changed` calls: a baseline checked across a change is not kept.
+        self._generation = 0
+        self._baseline_lock = asyncio.Lock()
 
     def close(self) -> None:
         """Stop dune in every shadow and let other processes use the slots (the shadows
@@ -91,6 +96,8 @@ class ShadowPool:
     def changed(self, rel: str | None = None) -> None:
         """A file of the project changed (a buffer, the disk), or anything (`rel` None):
         the shadows sync it before their next check."""
+        self._generation += 1
+        self._baseline = None
         whole = rel is None or rel.endswith(".gitignore")
         for i, pending in enumerate(self._pending):
             if pending is not None and not whole and len(pending) < MAX_PENDING:
@@ -113,8 +120,29 @@ class ShadowPool:
     async def check(
         self, files: Mapping[str, str | None], timeout: float, tests: bool
     ) -> Verification:
-        """Check one candidate's files in the next free shadow."""
-        return await self._with(lambda s: s.check(files, timeout, tests))
+        """Check one candidate's files in the next free shadow. When the compiler rejects
+        them, the errors the project already had are marked `preexisting`; an empty
+        `files` checks the project as it is (and becomes the baseline)."""
+        if not files and not tests:
+            return await self._check_as_is(timeout)
+        found = await self._with(lambda s: s.check(files, timeout, tests))
+        if found.status in (TYPE_ERROR, PARSE_ERROR):
+            found = against_baseline(found, await self.baseline(timeout))
+        return found
+
+    async def baseline(self, timeout: float) -> Verification:
+        """The project as it is, checked once per change (in the next free shadow)."""
+        async with self._baseline_lock:
+            if self._baseline is not None:
+                return self._baseline
+            return await self._check_as_is(timeout)
+
+    async def _check_as_is(self, timeout: float) -> Verification:
+        generation = self._generation
+        found = await self._with(lambda s: s.check({}, timeout, False))
+        if generation == self._generation and found.status != TIMEOUT:
+            self._baseline = found
+        return found
 
     async def _with(self, work: Callable[[Shadow], _T]) -> _T:
         """Run `work` in the next free shadow, in a thread. The shadow is free again only
