@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import fcntl
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from pathlib import Path
-from typing import IO, TypeVar
+from typing import IO, Any, TypeVar
 
 from .result import PARSE_ERROR, TIMEOUT, TYPE_ERROR, Verification, against_baseline
 from .shadow import Run, Shadow, shadow_dir
@@ -107,14 +107,31 @@ class ShadowPool:
                 self._pending[i] = None
 
     async def warm(self, timeout: float, report: Callable[[int, int], None]) -> list[Run]:
-        """Sync and build every shadow once, one after the other (dune is parallel already)."""
+        """Sync and build every shadow once, one after the other (dune is parallel
+        already); a shadow never built starts from a copy of the first one's `_build`.
+        The pool is held meanwhile: its `_build` is copied while no check runs in it."""
+        held: list[Shadow] = []
+        try:
+            for _ in self.shadows:
+                held.append(await self._free.get())
+        except asyncio.CancelledError:
+            for shadow in held:
+                self._free.put_nowait(shadow)
+            raise
+        return await self._hold(held, self._warm_all(held, timeout, report))
+
+    async def _warm_all(
+        self, held: list[Shadow], timeout: float, report: Callable[[int, int], None]
+    ) -> list[Run]:
         runs: list[Run] = []
-        for done in range(1, len(self.shadows) + 1):  # the queue is FIFO: each shadow once
-            run = await self._with(lambda s: s.build(timeout))
+        for done, shadow in enumerate(held, 1):
+            if runs and runs[0].code == 0:
+                await asyncio.to_thread(shadow.seed_from, held[0])
+            run = await self._synced(shadow, lambda s: s.build(timeout))
             if run.stopped:
                 break
             runs.append(run)
-            report(done, len(self.shadows))
+            report(done, len(held))
         return runs
 
     async def check(
@@ -149,11 +166,17 @@ class ShadowPool:
         when the thread is done, so no second check starts in a shadow still in use; a
         cancelled caller interrupts the shadow's dune run to have it free at once."""
         shadow = await self._free.get()
-        job = asyncio.ensure_future(self._synced(shadow, work))
+        return await self._hold([shadow], self._synced(shadow, work))
+
+    async def _hold(self, held: list[Shadow], body: Coroutine[Any, Any, _T]) -> _T:
+        """Run `body` on shadows taken from the free queue, giving them back when it is
+        done (not when a cancelled caller stops waiting: it interrupts their dune)."""
+        job = asyncio.ensure_future(body)
 
         def release(done: asyncio.Future[_T]) -> None:
-            shadow.interrupted = False
-            self._free.put_nowait(shadow)
+            for shadow in held:
+                shadow.interrupted = False
+                self._free.put_nowait(shadow)
             if not done.cancelled():
                 done.exception()  # retrieved: a cancelled caller does not care
 
@@ -162,7 +185,8 @@ class ShadowPool:
             return await asyncio.shield(job)
         except asyncio.CancelledError:
             if not job.done():
-                shadow.interrupt()
+                for shadow in held:
+                    shadow.interrupt()
             raise
 
     async def _synced(self, shadow: Shadow, work: Callable[[Shadow], _T]) -> _T:

@@ -188,6 +188,19 @@ class Shadow:
         except (OSError, ValueError) as exc:  # deleted or unreadable meanwhile: next sync
             log.info("shadow: cannot mirror %s: %s", rel, exc)
 
+    def seed_from(self, other: Shadow) -> None:
+        """Give a never-built shadow a copy of a built one's `_build`: dune then redoes
+        only what differs (the copy is mostly I/O; a build from nothing compiles all).
+        A failed copy is removed, and the shadow builds from nothing."""
+        source, target = other.path / "_build", self.path / "_build"
+        if target.exists() or not source.is_dir():
+            return
+        try:
+            shutil.copytree(source, target, symlinks=True)
+        except (OSError, shutil.Error) as exc:
+            log.info("shadow: cannot copy %s: %s", source, exc)
+            shutil.rmtree(target, ignore_errors=True)
+
     def build(self, timeout: float) -> Run:
         return self._dune(["build", "@check"], timeout)
 
