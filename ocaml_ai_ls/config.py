@@ -13,7 +13,7 @@ import os
 import re
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields, is_dataclass
+from dataclasses import dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -27,12 +27,20 @@ ENV_API_KEY = "OCAML_AI_API_KEY"
 #: Ollama's OpenAI-compatible endpoint on its default port.
 DEFAULT_BASE_URL = "http://127.0.0.1:11434/v1"
 DEFAULT_MODEL = "qwen2.5-coder:7b"
+#: Wire formats a model can be reached with (see `providers/`).
+PROVIDERS = ("openai", "ollama", "anthropic")
+#: Edit formats the model can be asked for (see `prompt.py`); the parser reads all.
+STRATEGIES = ("search_replace", "unified_diff", "whole_file")
+ENV_METRICS_DB = "OCAML_AI_METRICS_DB"
 
 
 @dataclass(frozen=True)
 class ModelSettings:
-    """Where the model is and how to call it."""
+    """Where the model is, how to call it, and what edit format to ask of it."""
 
+    #: Wire format: "openai" (OpenAI-compatible chat completions: vLLM, llama.cpp,
+    #: LM Studio, Ollama's /v1, hosted ones), "ollama" (native /api/chat), "anthropic".
+    provider: str = "openai"
     base_url: str = DEFAULT_BASE_URL
     model: str = DEFAULT_MODEL
     #: Name of an extra environment variable holding the API key (the key itself
@@ -45,6 +53,54 @@ class ModelSettings:
     #: Seconds for the whole model call, retries and all.
     deadline: float = 180.0
     stream: bool = True
+    #: Retries of a call that failed with 429, a 5xx or no connection (with backoff,
+    #: honouring Retry-After, within the deadline).
+    retries: int = 2
+    #: The edit format asked of the model: "search_replace", "unified_diff", "whole_file".
+    strategy: str = "search_replace"
+
+
+@dataclass(frozen=True)
+class Arm:
+    """One arm of an A/B split: a name, a weight, and what it changes of `[model]`
+    (None: as in `[model]`)."""
+
+    name: str
+    weight: float = 1.0
+    provider: str | None = None
+    base_url: str | None = None
+    model: str | None = None
+    api_key_env: str | None = None
+    strategy: str | None = None
+
+    def model_settings(self, base: ModelSettings) -> ModelSettings:
+        changes = {
+            f.name: getattr(self, f.name)
+            for f in fields(self)
+            if f.name not in ("name", "weight") and getattr(self, f.name) is not None
+        }
+        return replace(base, **changes)
+
+
+@dataclass(frozen=True)
+class RoutingSettings:
+    """How users are split between model arms (see `routing.py`)."""
+
+    #: Who the user is for the split (stable across restarts); empty: OS user@machine.
+    user_id: str = ""
+    #: No arms: everyone gets `[model]`.
+    arms: tuple[Arm, ...] = ()
+
+
+@dataclass(frozen=True)
+class TelemetrySettings:
+    """What is recorded of each generation (see `metrics/`), locally only."""
+
+    enabled: bool = True
+    #: The SQLite file; empty: $OCAML_AI_METRICS_DB, else the user data directory.
+    db: str = ""
+    #: Also store prompts and answers (for building datasets); off by default.
+    store_prompts: bool = False
 
 
 @dataclass(frozen=True)
@@ -90,14 +146,25 @@ class Settings:
     generate: GenerateSettings = field(default_factory=GenerateSettings)
     context: ContextSettings = field(default_factory=ContextSettings)
     verify: VerifySettings = field(default_factory=VerifySettings)
+    #: A second model tried when `[model]` (or an arm's) fails after its retries.
+    fallback: ModelSettings | None = None
+    routing: RoutingSettings = field(default_factory=RoutingSettings)
+    telemetry: TelemetrySettings = field(default_factory=TelemetrySettings)
 
     def api_key(self, environ: Mapping[str, str] | None = None) -> str | None:
-        """The API key from the environment, or None; never stored in settings."""
-        env = os.environ if environ is None else environ
-        key = env.get(ENV_API_KEY) or (
-            env.get(self.model.api_key_env) if self.model.api_key_env else None
-        )
-        return key or None
+        """The API key of `[model]` from the environment, or None."""
+        return api_key(self.model, environ)
+
+
+def api_key(model: ModelSettings, environ: Mapping[str, str] | None = None) -> str | None:
+    """A model's API key from the environment, or None; never stored in settings.
+
+    The variable named by `api_key_env` wins (an arm or fallback on another service
+    names its own); else `OCAML_AI_API_KEY`.
+    """
+    env = os.environ if environ is None else environ
+    key = (env.get(model.api_key_env) if model.api_key_env else None) or env.get(ENV_API_KEY)
+    return key or None
 
 
 class SettingsError(ValueError):
@@ -157,22 +224,55 @@ def _as_dict(settings: Any) -> dict[str, Any]:
     }
 
 
+def _model_problems(m: ModelSettings, where: str) -> list[str]:
+    out: list[str] = []
+    if m.provider not in PROVIDERS:
+        out.append(f"{where}.provider must be one of {', '.join(PROVIDERS)} (got {m.provider!r})")
+    if not re.match(r"^https?://[^\s/]+", m.base_url):
+        out.append(f"{where}.base_url must be an http(s) URL (got {m.base_url!r})")
+    if not m.model.strip():
+        out.append(f"{where}.model must not be empty")
+    if not 0.0 <= m.temperature <= 2.0:
+        out.append(f"{where}.temperature must be between 0 and 2 (got {m.temperature})")
+    if not 1 <= m.max_tokens <= 1_000_000:
+        out.append(f"{where}.max_tokens must be between 1 and 1000000 (got {m.max_tokens})")
+    if not 0 < m.request_timeout <= 3600:
+        out.append(
+            f"{where}.request_timeout must be in (0, 3600] seconds (got {m.request_timeout})"
+        )
+    if not 0 < m.deadline <= 3600:
+        out.append(f"{where}.deadline must be in (0, 3600] seconds (got {m.deadline})")
+    if not 0 <= m.retries <= 10:
+        out.append(f"{where}.retries must be between 0 and 10 (got {m.retries})")
+    if m.strategy not in STRATEGIES:
+        out.append(f"{where}.strategy must be one of {', '.join(STRATEGIES)} (got {m.strategy!r})")
+    return out
+
+
+def _routing_problems(s: Settings) -> list[str]:
+    out: list[str] = []
+    names = [arm.name for arm in s.routing.arms]
+    for i, arm in enumerate(s.routing.arms):
+        where = f"routing.arms[{i}]"
+        if not arm.name.strip():
+            out.append(f"{where}.name must not be empty")
+        elif names.count(arm.name) > 1:
+            out.append(f"{where}.name {arm.name!r} is used by more than one arm")
+        if not 0 <= arm.weight <= 1_000_000:
+            out.append(f"{where}.weight must be between 0 and 1000000 (got {arm.weight})")
+        out.extend(_model_problems(arm.model_settings(s.model), where))
+    if s.routing.arms and not any(arm.weight > 0 for arm in s.routing.arms):
+        out.append("routing.arms: at least one arm needs a weight above 0")
+    return out
+
+
 def _problems(s: Settings) -> list[str]:
     """Range checks that the types alone cannot express."""
-    out: list[str] = []
-    m, g, c = s.model, s.generate, s.context
-    if not re.match(r"^https?://[^\s/]+", m.base_url):
-        out.append(f"model.base_url must be an http(s) URL (got {m.base_url!r})")
-    if not m.model.strip():
-        out.append("model.model must not be empty")
-    if not 0.0 <= m.temperature <= 2.0:
-        out.append(f"model.temperature must be between 0 and 2 (got {m.temperature})")
-    if not 1 <= m.max_tokens <= 1_000_000:
-        out.append(f"model.max_tokens must be between 1 and 1000000 (got {m.max_tokens})")
-    if not 0 < m.request_timeout <= 3600:
-        out.append(f"model.request_timeout must be in (0, 3600] seconds (got {m.request_timeout})")
-    if not 0 < m.deadline <= 3600:
-        out.append(f"model.deadline must be in (0, 3600] seconds (got {m.deadline})")
+    g, c = s.generate, s.context
+    out = _model_problems(s.model, "model")
+    if s.fallback is not None:
+        out.extend(_model_problems(s.fallback, "fallback"))
+    out.extend(_routing_problems(s))
     if not 1 <= g.candidates <= 10:
         out.append(f"generate.candidates must be between 1 and 10 (got {g.candidates})")
     if not 200 <= c.budget_tokens <= 1_000_000:

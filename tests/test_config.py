@@ -83,3 +83,53 @@ def test_client_section_picks_ours() -> None:
     assert client_section({"generate": {"candidates": 2}}) == {"generate": {"candidates": 2}}
     assert client_section({"python": {"x": 1}}) == {}
     assert client_section(None) == {}
+
+
+def test_arms_fallback_and_telemetry_are_read_and_checked() -> None:
+    toml = {
+        "model": {"model": "base-model", "strategy": "unified_diff"},
+        "fallback": {"provider": "anthropic", "base_url": "https://api.example.com"},
+        "routing": {
+            "userId": "alice",
+            "arms": [
+                {"name": "a", "weight": 3},
+                {"name": "b", "provider": "ollama", "model": "qwen", "strategy": "whole_file"},
+            ],
+        },
+        "telemetry": {"storePrompts": True, "db": "/tmp/m.sqlite3"},
+    }
+    settings, errors = SettingsLayers(file=toml).build({})
+    assert errors == []
+    a, b = settings.routing.arms
+    assert settings.routing.user_id == "alice" and a.weight == 3.0
+    assert a.model_settings(settings.model).model == "base-model"
+    assert a.model_settings(settings.model).strategy == "unified_diff"
+    b_model = b.model_settings(settings.model)
+    assert (b_model.provider, b_model.model, b_model.strategy) == ("ollama", "qwen", "whole_file")
+    assert settings.fallback is not None and settings.fallback.provider == "anthropic"
+    assert settings.telemetry.store_prompts and settings.telemetry.db == "/tmp/m.sqlite3"
+
+
+def test_bad_arms_name_the_key() -> None:
+    bad = {
+        "routing": {
+            "arms": [
+                {"name": "a", "weight": 0},
+                {"name": "a", "weight": 0, "provider": "gemini"},
+            ]
+        }
+    }
+    _, errors = SettingsLayers(file=bad).build({})
+    [error] = errors
+    assert "routing.arms[1].name 'a' is used by more than one arm" in error
+    assert "routing.arms[1].provider must be one of openai, ollama, anthropic" in error
+    assert "at least one arm needs a weight above 0" in error
+
+
+def test_an_arms_own_key_variable_wins_over_the_common_one() -> None:
+    from ocaml_ai_ls.config import ModelSettings, api_key
+
+    env = {"OCAML_AI_API_KEY": "common", "ANTHROPIC_API_KEY": "own"}
+    assert api_key(ModelSettings(api_key_env="ANTHROPIC_API_KEY"), env) == "own"
+    assert api_key(ModelSettings(), env) == "common"
+    assert api_key(ModelSettings(api_key_env="MISSING"), env) == "common"
