@@ -264,13 +264,18 @@ def _good_enough(candidates: Sequence[Candidate]) -> bool:
     return any(not c.verification.failed for c in candidates)
 
 
-def _feedback(attempt: _Attempt) -> str:
+def _feedback(attempt: _Attempt, strategy: str) -> str:
     outcome = attempt.outcome
     if isinstance(outcome, Rejected):
-        return apply_feedback(outcome.reason)
+        return apply_feedback(outcome.reason, strategy)
     texts = {c.rel: c.new for c in outcome.changes}
     v = outcome.verification
-    return compile_feedback(v.errors, outcome.diff, texts, v.status)
+    return compile_feedback(v.errors, outcome.diff, texts, v.status, strategy)
+
+
+def _plus(a: int | None, b: int | None) -> int | None:
+    """Token counts summed over calls; None when no call reported any."""
+    return None if a is None and b is None else (a or 0) + (b or 0)
 
 
 def _not_checked(candidate: Candidate, reason: str) -> Candidate:
@@ -299,6 +304,8 @@ async def generate(
     Cancelling the awaiting task cancels the model calls (closing their streams).
     """
     result = GenerateResult(id=uuid.uuid4().hex[:12])
+    result.model, result.strategy = settings.model.model, settings.model.strategy
+    result.provider = settings.model.provider
     t0 = time.perf_counter()
     report("context")
     try:
@@ -306,7 +313,9 @@ async def generate(
     except GenerationError as exc:
         result.error = str(exc)
         return result
-    messages = tuple(build_messages(prep.context, req.instruction))
+    strategy = settings.model.strategy
+    messages = tuple(build_messages(prep.context, req.instruction, strategy))
+    result.prompt = [{"role": m.role, "content": m.content} for m in messages]
     result.timings["context_ms"] = (time.perf_counter() - t0) * 1000
     report("model")
     n = req.candidates or settings.generate.candidates
@@ -319,6 +328,13 @@ async def generate(
     result.timings["model_ms"] = reply.total_ms
     if reply.first_token_ms is not None:
         result.timings["first_token_ms"] = reply.first_token_ms
+    result.model = reply.model
+    result.prompt_tokens, result.completion_tokens = reply.prompt_tokens, reply.completion_tokens
+    result.answers.extend(reply.answers)
+    timings = result.timings
+
+    def add_ms(key: str, since: float) -> None:
+        timings[key] = timings.get(key, 0.0) + (time.perf_counter() - since) * 1000
 
     async def judge(
         answers: Sequence[_Answer],
@@ -327,10 +343,14 @@ async def generate(
         """Parse, apply, parse-check and compile-check answers (id, text, messages, base)."""
         attempts: list[_Attempt] = []
         for cid, answer, history, base in answers:
+            started = time.perf_counter()
             parsed = parse_answer(answer)
+            add_ms("parse_ms", started)
+            started = time.perf_counter()
             changes, reason = apply_parsed(parsed, prep, ws, base) if base else ([], "")
             if not changes:  # not on top of the candidate: against the current files
                 changes, reason = apply_parsed(parsed, prep, ws)
+            add_ms("apply_ms", started)
             outcome = (
                 Rejected(cid, reply.model, reason)
                 if reason is not None
@@ -340,7 +360,9 @@ async def generate(
         found = [a.outcome for a in attempts if isinstance(a.outcome, Candidate)]
         if checker is not None and found:
             report("type-check" if round_ == 0 else f"type-check (repair {round_})")
+            started = time.perf_counter()
             checked = {c.id: c for c in await compile_check(found, checker)}
+            add_ms("check_ms", started)
         else:
             why = "type-checking is off"
             checked = {c.id: _not_checked(c, why) for c in found}
@@ -363,8 +385,9 @@ async def generate(
         if _good_enough(found) or not failing:
             break
         report(f"repair {round_}")
+        result.repair_rounds = round_
         started = time.perf_counter()
-        asked = [repair_messages(a.messages, a.answer, _feedback(a)) for a in failing]
+        asked = [repair_messages(a.messages, a.answer, _feedback(a, strategy)) for a in failing]
         replies = await asyncio.gather(
             *(provider.complete(m, n=1) for m in asked), return_exceptions=True
         )
@@ -378,7 +401,10 @@ async def generate(
             base = attempt.base
             if isinstance(attempt.outcome, Candidate):
                 base = {c.path: c.new for c in attempt.outcome.changes}
+            result.prompt_tokens = _plus(result.prompt_tokens, answer.prompt_tokens)
+            result.completion_tokens = _plus(result.completion_tokens, answer.completion_tokens)
             for text in answer.answers[:1]:
+                result.answers.append(text)
                 again.append((f"{attempt.outcome.id}r{round_}", text, tuple(history), base))
         attempts = await judge(again, round_)
         every.extend(attempts)

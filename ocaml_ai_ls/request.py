@@ -159,6 +159,19 @@ class GenerateResult:
     cancelled: bool = False
     error: str | None = None
     timings: dict[str, float] = field(default_factory=dict)
+    #: The A/B arm that served the request ("" without a split), and what it used.
+    arm: str = ""
+    provider: str = ""
+    model: str = ""
+    strategy: str = ""
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    #: Repair rounds that asked the model again.
+    repair_rounds: int = 0
+    #: Answers the model gave (first round and repairs), for the metrics store.
+    answers: list[str] = field(default_factory=list)
+    #: The prompt's messages, for the metrics store when prompts are kept.
+    prompt: list[dict[str, str]] = field(default_factory=list)
 
     @property
     def best(self) -> Candidate | None:
@@ -184,4 +197,8 @@ class GenerateResult:
             "error": self.error,
             "rejected": [{"id": r.id, "model": r.model, "reason": r.reason} for r in self.rejected],
             "timings": {k: round(v, 2) for k, v in self.timings.items()},
+            "arm": self.arm,
+            "provider": self.provider,
+            "model": self.model,
+            "strategy": self.strategy,
         }
