@@ -1,5 +1,6 @@
 """Command line: `ocaml-ai-ls` serves LSP on stdio; `ocaml-ai-ls edit` edits headless;
-`ocaml-ai-ls ces` checks diffs of a dune project in warm shadows (HTTP or one-shot)."""
+`ocaml-ai-ls ces` checks diffs of a dune project in warm shadows (HTTP or one-shot);
+`ocaml-ai-ls stats` prints the metrics of past generations."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from pathlib import Path
 
 from . import __version__
 
-COMMANDS = ("serve", "edit", "context", "ces")
+COMMANDS = ("serve", "edit", "context", "ces", "stats")
 
 
 def _host_port(value: str) -> tuple[str, int]:
@@ -58,6 +59,25 @@ def _parser() -> argparse.ArgumentParser:
     )
     context.add_argument("--json", action="store_true", help="print the pieces as JSON")
     _ces_parser(sub)
+    stats = sub.add_parser(
+        "stats",
+        help="print how generations went, per model, arm or strategy",
+        description="Per group: requests, apply rate, verified-ok rate, editor-applied rate, "
+        "acceptance rate with a 95%% confidence interval, latency p50/p95, from the local "
+        "metrics database (read only). Exit status 1 when the database cannot be read.",
+    )
+    stats.add_argument(
+        "--since",
+        metavar="PERIOD",
+        help="only generations in the last 7d, 24h, 30m, 2w, or since a date",
+    )
+    stats.add_argument("--by", default="model", choices=["model", "arm", "strategy"])
+    stats.add_argument("--json", action="store_true", help="print a JSON list of rows")
+    stats.add_argument(
+        "--db",
+        type=Path,
+        help="the metrics database (default: $OCAML_AI_METRICS_DB, else the user data directory)",
+    )
     return parser
 
 
@@ -161,6 +181,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     if args.command == "ces":
         return _run_ces(args)
+    if args.command == "stats":
+        from .metrics.stats import parse_since, run_stats
+        from .metrics.store import default_db_path
+
+        try:
+            since = parse_since(args.since) if args.since is not None else None
+        except ValueError as e:
+            parser.error(f"--since: {e}")
+        return run_stats(args.db or default_db_path(), since, args.by, args.json)
     if args.command == "context":
         from .context.show import run_context
         from .headless import UsageError, parse_location
