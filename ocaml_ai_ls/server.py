@@ -45,8 +45,7 @@ from .pipeline import (
 )
 from .positions import Encoding
 from .progress import Progress
-from .providers import make_provider
-from .providers.openai import OpenAICompatible
+from .providers import ManagedProvider, provider_for, provider_key
 from .request import GenerateRequest, GenerateResult, RequestError, parse_request
 from .uris import uri_to_path
 from .verify.pool import PoolBusy, ShadowPool
@@ -175,7 +174,7 @@ class OcamlAiServer(LanguageServer):
         self.settings = Settings()
         self.folders: list[Path] = []
         self.startup_errors: list[str] = []
-        self._provider: OpenAICompatible | None = None
+        self._provider: ManagedProvider | None = None
         self._provider_key: tuple[Any, ...] | None = None
         self._closing: asyncio.Future[None] | None = None
         #: One context index per workspace root, built in the background.
@@ -216,12 +215,12 @@ class OcamlAiServer(LanguageServer):
             self.retire_pools()
         return errors
 
-    def provider(self) -> OpenAICompatible:
+    def provider(self) -> ManagedProvider:
         """The provider for the current settings, rebuilt when they change."""
-        key = (self.settings.model, self.settings.api_key())
+        key = provider_key(self.settings)
         if self._provider is None or key != self._provider_key:
             old = self._provider
-            self._provider, self._provider_key = make_provider(self.settings), key
+            self._provider, self._provider_key = provider_for(self.settings), key
             if old is not None:
                 self._closing = asyncio.ensure_future(old.aclose())
         return self._provider

@@ -1,8 +1,10 @@
 """A scripted OpenAI-compatible model server on 127.0.0.1, for tests and benchmarks.
 
 A real HTTP server (threads, stdlib) that answers `POST /v1/chat/completions`
-from a FIFO of scripted replies: streamed (SSE) or not, HTTP errors, hangs,
-streams cut mid-way. It records requests, headers and client disconnects.
+from a FIFO of scripted replies: streamed (SSE) or not, HTTP errors (with headers
+such as Retry-After), hangs, streams cut mid-way, and `GET /v1/models`. It records
+requests, paths, headers and client disconnects. `tests/wire_servers.py` speaks
+other wire formats by overriding `_answer`, `_error_json` and `_models_json`.
 `python -m tests.model_server --answer-file F` serves answers from a file.
 """
 
@@ -14,9 +16,9 @@ import select
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Self
 
 NEXT = "=====NEXT====="
 
@@ -33,6 +35,8 @@ class Reply:
     cut_after: int | None = None
     model: str = "scripted-model"
     ignore_n: bool = False
+    #: Extra response headers (e.g. {"Retry-After": "1"}) on a non-streamed reply.
+    headers: dict[str, str] = field(default_factory=dict)
 
     @property
     def texts(self) -> list[str]:
@@ -44,6 +48,9 @@ class _Gone(Exception):
 
 
 class ScriptedModel:
+    #: Path of the API under the server's root, as it appears in `base_url`.
+    path_prefix = "/v1"
+
     def __init__(self) -> None:
         self._queue: deque[Reply] = deque()
         self._default: Reply | None = None
@@ -52,6 +59,10 @@ class ScriptedModel:
         self._disconnected = threading.Event()
         self.requests: list[dict[str, Any]] = []
         self.headers: list[dict[str, str]] = []
+        self.paths: list[str] = []
+        self.times: list[float] = []
+        #: What `GET .../models` lists.
+        self.models: list[str] = ["scripted-model"]
         self.disconnects: list[float] = []
         self._httpd: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -59,7 +70,7 @@ class ScriptedModel:
 
     # -- lifecycle -------------------------------------------------------------
 
-    def start(self, port: int = 0) -> ScriptedModel:
+    def start(self, port: int = 0) -> Self:
         model = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -71,9 +82,12 @@ class ScriptedModel:
             def do_POST(self) -> None:
                 model._handle(self)
 
+            def do_GET(self) -> None:
+                model._handle_get(self)
+
         self._httpd = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self._httpd.daemon_threads = True
-        self.base_url = f"http://127.0.0.1:{self._httpd.server_address[1]}/v1"
+        self.base_url = f"http://127.0.0.1:{self._httpd.server_address[1]}{self.path_prefix}"
         self._thread = threading.Thread(
             target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
         )
@@ -86,7 +100,7 @@ class ScriptedModel:
             self._httpd.shutdown()
             self._httpd.server_close()
 
-    def __enter__(self) -> ScriptedModel:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -129,13 +143,11 @@ class ScriptedModel:
             body = json.loads(raw)
         except json.JSONDecodeError:
             body = {"_raw": raw.decode("utf-8", "replace")}
-        with self._lock:
-            self.requests.append(body)
-            self.headers.append({k.lower(): v for k, v in handler.headers.items()})
+        self._record(handler, body)
         reply = self._next()
         try:
             if reply is None:
-                self._send(handler, 500, json.dumps({"error": {"message": "no scripted reply"}}))
+                self._send(handler, 500, json.dumps(self._error_json(500, "no scripted reply")))
                 return
             if reply.hang:
                 self._wait(handler, reply.hang)
@@ -143,19 +155,50 @@ class ScriptedModel:
                 text = (
                     reply.body
                     if reply.body is not None
-                    else json.dumps({"error": {"message": f"scripted status {reply.status}"}})
+                    else json.dumps(
+                        self._error_json(reply.status, f"scripted status {reply.status}")
+                    )
                 )
-                self._send(handler, reply.status, text)
+                self._send(handler, reply.status, text, reply.headers)
                 return
-            n = body.get("n", 1) if isinstance(body, dict) else 1
-            texts = reply.texts[: 1 if reply.ignore_n else max(1, int(n))]
-            stream = reply.stream if reply.stream is not None else bool(body.get("stream"))
-            if stream:
-                self._stream(handler, reply, texts)
-            else:
-                self._send(handler, 200, json.dumps(self._completion(reply, texts)))
+            self._answer(handler, reply, body if isinstance(body, dict) else {})
         except (_Gone, BrokenPipeError, ConnectionResetError):
             self._gone()
+
+    def _record(self, handler: BaseHTTPRequestHandler, body: Any) -> None:
+        with self._lock:
+            self.requests.append(body)
+            self.headers.append({k.lower(): v for k, v in handler.headers.items()})
+            self.paths.append(handler.path)
+            self.times.append(time.monotonic())
+
+    def _handle_get(self, handler: BaseHTTPRequestHandler) -> None:
+        """The model list; a reply queued before it scripts an error instead."""
+        self._record(handler, {"_get": handler.path})
+        with self._lock:
+            reply = self._queue.popleft() if self._queue else None
+        if reply is not None and (reply.status != 200 or reply.body is not None):
+            text = reply.body or json.dumps(self._error_json(reply.status, "scripted"))
+            self._send(handler, reply.status, text, reply.headers)
+        else:
+            self._send(handler, 200, json.dumps(self._models_json()))
+
+    # -- the wire format (overridden in tests/wire_servers.py) -----------------
+
+    def _error_json(self, status: int, message: str) -> dict[str, Any]:
+        return {"error": {"message": message}}
+
+    def _models_json(self) -> dict[str, Any]:
+        return {"object": "list", "data": [{"id": m, "object": "model"} for m in self.models]}
+
+    def _answer(self, handler: BaseHTTPRequestHandler, reply: Reply, body: dict[str, Any]) -> None:
+        n = body.get("n", 1)
+        texts = reply.texts[: 1 if reply.ignore_n else max(1, int(n))]
+        stream = reply.stream if reply.stream is not None else bool(body.get("stream"))
+        if stream:
+            self._stream(handler, reply, texts)
+        else:
+            self._send(handler, 200, json.dumps(self._completion(reply, texts)), reply.headers)
 
     @staticmethod
     def _completion(reply: Reply, texts: list[str]) -> dict[str, Any]:
@@ -175,11 +218,18 @@ class ScriptedModel:
         }
 
     @staticmethod
-    def _send(handler: BaseHTTPRequestHandler, status: int, text: str) -> None:
+    def _send(
+        handler: BaseHTTPRequestHandler,
+        status: int,
+        text: str,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         data = text.encode()
         handler.send_response(status)
         handler.send_header("Content-Type", "application/json")
         handler.send_header("Content-Length", str(len(data)))
+        for name, value in (headers or {}).items():
+            handler.send_header(name, value)
         handler.end_headers()
         handler.wfile.write(data)
         handler.wfile.flush()
