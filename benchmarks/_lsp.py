@@ -49,6 +49,7 @@ async def start(
     client = LanguageClient("benchmark", "0")
     env = dict(os.environ if env is None else env)
     env["XDG_CACHE_HOME"] = str(CACHE)
+    env["XDG_DATA_HOME"] = str(CACHE / "data")  # the metrics database too
     await client.start_io(sys.executable, "-m", "ocaml_ai_ls", env=env)
     await client.initialize_async(
         types.InitializeParams(

@@ -1,6 +1,7 @@
 """Command line: `ocaml-ai-ls` serves LSP on stdio; `ocaml-ai-ls edit` edits headless;
 `ocaml-ai-ls ces` checks diffs of a dune project in warm shadows (HTTP or one-shot);
-`ocaml-ai-ls stats` prints the metrics of past generations."""
+`ocaml-ai-ls stats` prints the metrics of past generations; `ocaml-ai-ls doctor`
+says what is wrong with the setup and how to fix it."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from pathlib import Path
 
 from . import __version__
 
-COMMANDS = ("serve", "edit", "context", "ces", "stats")
+COMMANDS = ("serve", "edit", "context", "ces", "stats", "doctor")
 
 
 def _host_port(value: str) -> tuple[str, int]:
@@ -59,6 +60,16 @@ def _parser() -> argparse.ArgumentParser:
     )
     context.add_argument("--json", action="store_true", help="print the pieces as JSON")
     _ces_parser(sub)
+    doctor = sub.add_parser(
+        "doctor",
+        help="check the settings, the models, the OCaml tools and the metrics database",
+        description="Check the settings the server would use for a root, reach every "
+        "configured model (listing its models), find dune and the compiler, open the "
+        "metrics database; print what is wrong and how to fix it. Exit status 1 when "
+        "something failed.",
+    )
+    doctor.add_argument("--root", type=Path, help="project root (default: nearest dune-project)")
+    doctor.add_argument("--json", action="store_true", help="print the findings as JSON")
     stats = sub.add_parser(
         "stats",
         help="print how generations went, per model, arm or strategy",
@@ -181,6 +192,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     if args.command == "ces":
         return _run_ces(args)
+    if args.command == "doctor":
+        from .doctor import run_doctor
+
+        return run_doctor(args.root, args.json)
     if args.command == "stats":
         from .metrics.stats import parse_since, run_stats
         from .metrics.store import default_db_path

@@ -72,6 +72,13 @@ class OutcomeTracker:
         while len(self._watched) > MAX_WATCHED:
             self._watched.popitem(last=False)
 
+    def watching(self, uri: str, offered_only: bool = False) -> bool:
+        """Whether some generation's outcome is looked for in this document (one whose
+        edit was offered and has not shown yet, with `offered_only`)."""
+        return any(
+            w.uri == uri and not (offered_only and w.applied) for w in self._watched.values()
+        )
+
     def changed(self, uri: str, text: str) -> None:
         """A document changed: an offered edit that now shows in it was applied."""
         for request_id, w in self._watched.items():

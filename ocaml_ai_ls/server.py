@@ -7,9 +7,11 @@ Handlers are a few lines each; the work is in `pipeline`, `code_actions`,
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import shutil
 import threading
+import time
 from collections.abc import Callable, Coroutine, Generator, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -23,9 +25,11 @@ from pygls.protocol import LanguageServerProtocol, lsp_method
 from . import __version__
 from .code_actions import COMMAND, client_resolves_edit, code_actions
 from .config import (
+    ModelSettings,
     Settings,
     SettingsError,
     SettingsLayers,
+    api_key,
     client_section,
     read_config_file,
 )
@@ -34,6 +38,8 @@ from .context.slicer import Context
 from .diagnostics import diagnostics_by_uri
 from .documents import DocumentStore
 from .instructions import find_instructions
+from .metrics.store import GenerationRecord, MetricsStore, default_db_path, workspace_hash
+from .outcomes import OutcomeTracker
 from .pipeline import (
     STAGES,
     Checker,
@@ -45,8 +51,9 @@ from .pipeline import (
 )
 from .positions import Encoding
 from .progress import Progress
-from .providers import ManagedProvider, provider_for, provider_key
+from .providers import ManagedProvider, make_provider
 from .request import GenerateRequest, GenerateResult, RequestError, parse_request
+from .routing import route
 from .uris import uri_to_path
 from .verify.pool import PoolBusy, ShadowPool
 from .verify.result import TIMEOUT, CheckError, Verification
@@ -57,6 +64,9 @@ log = logging.getLogger(__name__)
 
 CONFIG_SECTION = "ocaml-ai"
 CONTEXT_COMMAND = "ocaml-ai.context"
+FEEDBACK_COMMAND = "ocaml-ai.feedback"
+#: Providers kept (one per arm and fallback in use); the oldest beyond are closed.
+MAX_PROVIDERS = 8
 #: How long a request waits for its workspace's first index before slicing anyway.
 INDEX_WAIT_SECONDS = 10.0
 #: Files whose changes the index follows (registered with the client when it can).
@@ -174,9 +184,12 @@ class OcamlAiServer(LanguageServer):
         self.settings = Settings()
         self.folders: list[Path] = []
         self.startup_errors: list[str] = []
-        self._provider: ManagedProvider | None = None
-        self._provider_key: tuple[Any, ...] | None = None
-        self._closing: asyncio.Future[None] | None = None
+        #: A provider per model settings in use (`[model]`, each arm; with the fallback).
+        self._providers: dict[tuple[Any, ...], ManagedProvider] = {}
+        #: The metrics database, opened on the first generation (None: telemetry off).
+        self._metrics: MetricsStore | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.outcomes = OutcomeTracker(self.report_outcome)
         #: One context index per workspace root, built in the background.
         self.indexes: dict[Path, WorkspaceIndex] = {}
         self.stopping = threading.Event()
@@ -215,15 +228,111 @@ class OcamlAiServer(LanguageServer):
             self.retire_pools()
         return errors
 
-    def provider(self) -> ManagedProvider:
-        """The provider for the current settings, rebuilt when they change."""
-        key = provider_key(self.settings)
-        if self._provider is None or key != self._provider_key:
-            old = self._provider
-            self._provider, self._provider_key = provider_for(self.settings), key
-            if old is not None:
-                self._closing = asyncio.ensure_future(old.aclose())
-        return self._provider
+    def provider(self, model: ModelSettings) -> ManagedProvider:
+        """The provider for these model settings (an arm's) and the fallback, made once
+        per distinct settings and keys; the least recently made beyond a few are closed."""
+        fallback = self.settings.fallback
+        fallback_key = api_key(fallback) if fallback is not None else None
+        key = (model, api_key(model), fallback, fallback_key)
+        found = self._providers.get(key)
+        if found is None:
+            found = make_provider(model, key[1], fallback, fallback_key)
+            self._providers[key] = found
+            while len(self._providers) > MAX_PROVIDERS:
+                oldest = next(iter(self._providers))
+                self.spawn(self._providers.pop(oldest).aclose())
+        return found
+
+    # -- metrics -------------------------------------------------------------
+
+    def metrics(self) -> MetricsStore | None:
+        """The metrics store for `telemetry.db`, opened on first use (None: off)."""
+        t = self.settings.telemetry
+        if not t.enabled:
+            return None
+        path = default_db_path(t.db)
+        if self._metrics is not None and self._metrics.path != path:
+            self._metrics.close()
+            self._metrics = None
+        if self._metrics is None:
+            self._loop = asyncio.get_running_loop()  # where warnings are shown from
+            self._metrics = MetricsStore(path, self.warn_soon, store_prompts=t.store_prompts)
+        self._metrics.store_prompts = t.store_prompts
+        return self._metrics
+
+    def warn_soon(self, message: str) -> None:
+        """Show a warning from any thread (the metrics writer's included)."""
+        log.warning("%s", message)
+        loop = self._loop
+        if loop is not None and not loop.is_closed() and not self.stopping.is_set():
+            loop.call_soon_threadsafe(
+                self.show, f"ocaml-ai-ls: {message}", types.MessageType.Warning
+            )
+
+    def record(self, result: GenerateResult, ws: Workspace) -> None:
+        """One metrics row for a generation; never fails the generation."""
+        store = self.metrics()
+        if store is None or not result.id:
+            return
+        t = result.timings
+        best = result.best
+        keep = store.store_prompts
+        try:
+            store.record(
+                GenerationRecord(
+                    request_id=result.id,
+                    time=time.time(),
+                    workspace=workspace_hash(ws.root),
+                    provider=result.provider,
+                    model=result.model,
+                    arm=result.arm,
+                    strategy=result.strategy,
+                    prompt_tokens=result.prompt_tokens,
+                    completion_tokens=result.completion_tokens,
+                    context_ms=t.get("context_ms"),
+                    first_token_ms=t.get("first_token_ms"),
+                    model_ms=t.get("model_ms"),
+                    parse_ms=t.get("parse_ms"),
+                    apply_ms=t.get("apply_ms"),
+                    verify_ms=t.get("verify_ms"),
+                    total_ms=t.get("total_ms"),
+                    candidates=len(result.candidates) + len(result.rejected),
+                    applied_candidates=len(result.candidates),
+                    best_status=best.verification.status if best is not None else None,
+                    repair_rounds=result.repair_rounds,
+                    error=result.error,
+                    prompt=json.dumps(result.prompt) if keep else None,
+                    answers=json.dumps(result.answers) if keep else None,
+                )
+            )
+        except Exception:  # a metrics bug must not cost the user the edit
+            log.exception("recording generation %s failed", result.id)
+
+    def report_outcome(self, request_id: str, applied: bool | None, accepted: bool | None) -> None:
+        store = self.metrics()
+        if store is not None:
+            store.outcome(request_id, applied=applied, accepted=accepted)
+
+    def current_text(
+        self, params: types.DidSaveTextDocumentParams | types.DidCloseTextDocumentParams
+    ) -> str | None:
+        """The document's text as the editor has it (the buffer, else the disk)."""
+        doc = self.documents.get(params.text_document.uri)
+        if doc is not None:
+            return doc.text
+        path = uri_to_path(params.text_document.uri)
+        try:
+            return path.read_text(encoding="utf-8") if path is not None else None
+        except (OSError, UnicodeDecodeError):
+            return None
+
+    def follow(self, result: GenerateResult, req: GenerateRequest, applied: bool) -> None:
+        """Watch the request's document for the edit's outcome (kept, undone, unused)."""
+        best = result.best
+        if best is None or not result.id:
+            return
+        change = next((c for c in best.changes if c.uri == req.uri), best.changes[0])
+        self.outcomes.watch(result.id, change.uri, best.diff, change.rel, applied)
 
     # -- requests ----------------------------------------------------------
 
@@ -474,13 +583,16 @@ class OcamlAiServer(LanguageServer):
         progress = Progress(self, title)
         await progress.begin(STAGES[0])
 
+        chosen = route(self.settings)
+        settings = replace(self.settings, model=chosen.model)
+
         async def run() -> GenerateResult:
             await self.wait_for_index(ws, progress.report)
             return await generate(
                 req,
                 ws,
-                self.provider(),
-                self.settings,
+                self.provider(chosen.model),
+                settings,
                 self.support(),
                 progress.report,
                 self.checker_for(ws),
@@ -501,10 +613,16 @@ class OcamlAiServer(LanguageServer):
                 job.cancel()
                 raise  # $/cancelRequest: LSP answers RequestCancelled
             return GenerateResult(id="", cancelled=True, error="cancelled")
+        result.arm = chosen.arm
         if req.apply and result.best is not None:
             progress.report("applying")
             await self.apply(result, ws, req.instruction)
         progress.end(result.failure() if result.best is None else "done")
+        self.record(result, ws)
+        if req.apply:
+            self.report_outcome(result.id, result.applied, None)
+        if result.applied or not req.apply:  # offered edits: the editor may apply them
+            self.follow(result, req, result.applied)
         return result
 
     async def apply(self, result: GenerateResult, ws: Workspace, instruction: str) -> None:
@@ -626,6 +744,8 @@ def create_server() -> OcamlAiServer:
         if doc is not None and held is not None:
             held[1].update_document(doc)
         ls.changed(params.text_document.uri)
+        if doc is not None and ls.outcomes.watching(doc.uri, offered_only=True):
+            ls.outcomes.changed(doc.uri, doc.text)
 
     @server.feature(types.TEXT_DOCUMENT_DID_SAVE)
     def did_save(ls: OcamlAiServer, params: types.DidSaveTextDocumentParams) -> None:
@@ -638,12 +758,16 @@ def create_server() -> OcamlAiServer:
             else:
                 index.changed(path)
         ls.changed(params.text_document.uri)
+        if ls.outcomes.watching(params.text_document.uri):
+            ls.outcomes.settled(params.text_document.uri, ls.current_text(params), closed=False)
         saved = uri_to_path(params.text_document.uri)
         if saved is not None:
             ls.diagnose_soon(find_root(saved, ls.folders))
 
     @server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
     def did_close(ls: OcamlAiServer, params: types.DidCloseTextDocumentParams) -> None:
+        if ls.outcomes.watching(params.text_document.uri):
+            ls.outcomes.settled(params.text_document.uri, ls.current_text(params), closed=True)
         ls.documents.close(params.text_document.uri)
         held = ls.index_holding(params.text_document.uri)
         if held is not None:
@@ -673,6 +797,8 @@ def create_server() -> OcamlAiServer:
         for pool in [*ls.pools.values(), *ls.retiring]:
             if pool is not None:
                 pool.close()  # kills dune, so exiting does not wait for a build
+        if ls._metrics is not None:
+            ls._metrics.close(timeout=2.0)  # the queued rows are written
 
     @server.feature(
         types.TEXT_DOCUMENT_CODE_ACTION,
@@ -738,6 +864,21 @@ def create_server() -> OcamlAiServer:
         if req.apply and result.error and not result.cancelled:
             ls.show(f"AI: {result.error}")
         return result.to_json()
+
+    @server.command(FEEDBACK_COMMAND)
+    def feedback_command(ls: OcamlAiServer, *args: Any) -> dict[str, Any]:
+        """`{id, accepted}`: the user kept (or rejected) the edit of generation `id`."""
+        arg = args[0] if len(args) == 1 else None
+        if not isinstance(arg, dict):
+            raise JsonRpcInvalidParams(f"{FEEDBACK_COMMAND} takes one object {{id, accepted}}")
+        request_id, accepted = arg.get("id"), arg.get("accepted")
+        if not isinstance(request_id, str) or not request_id:
+            raise JsonRpcInvalidParams(f"{FEEDBACK_COMMAND}: id must be a generation's id")
+        if not isinstance(accepted, bool):
+            raise JsonRpcInvalidParams(f"{FEEDBACK_COMMAND}: accepted must be true or false")
+        ls.outcomes.feedback(request_id)
+        ls.report_outcome(request_id, None, accepted)
+        return {"id": request_id, "accepted": accepted}
 
     @server.command(CONTEXT_COMMAND)
     async def context_command(ls: OcamlAiServer, *args: Any) -> dict[str, Any]:

@@ -3,14 +3,21 @@ and an editor session with the real server process."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 import pytest_asyncio
 
-from tests.editor import Editor, copy_example, start_editor, stop_editor
+from tests.editor import TEST_CACHE, Editor, copy_example, start_editor, stop_editor
 from tests.model_server import ScriptedModel
+
+# Servers and commands the tests start keep their shadows and metrics in a temporary
+# directory, never in the developer's ~/.cache and ~/.local/share.
+os.environ["XDG_CACHE_HOME"] = str(TEST_CACHE)
+os.environ["XDG_DATA_HOME"] = str(TEST_CACHE / "data")
+os.environ.pop("OCAML_AI_METRICS_DB", None)
 
 
 @pytest.fixture

@@ -50,8 +50,17 @@ def copy_example(dest: Path) -> Path:
 TEST_CACHE = Path(tempfile.mkdtemp(prefix="ocaml-ai-test-cache-"))
 atexit.register(shutil.rmtree, TEST_CACHE, True)
 #: What a test session asks of the server unless the test says otherwise: one answer
-#: per request, as most tests script one reply.
-TEST_SETTINGS: dict[str, Any] = {"generate": {"candidates": 1}}
+#: per request, as most tests script one reply, and no retries (the scripted model
+#: answers 500 once its replies are used up; retries are tested on their own).
+TEST_SETTINGS: dict[str, Any] = {"generate": {"candidates": 1}, "model": {"retries": 0}}
+
+
+def with_test_settings(settings: dict[str, Any]) -> dict[str, Any]:
+    """TEST_SETTINGS with a test's own settings over them, section by section."""
+    out = {key: dict(value) for key, value in TEST_SETTINGS.items()}
+    for key, value in settings.items():
+        out[key] = {**out.get(key, {}), **value} if isinstance(value, dict) else value
+    return out
 
 
 def server_env(base_url: str, **extra: str) -> dict[str, str]:
@@ -59,6 +68,7 @@ def server_env(base_url: str, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("OCAML_AI_")}
     env["OCAML_AI_BASE_URL"] = base_url
     env["XDG_CACHE_HOME"] = str(TEST_CACHE)
+    env["XDG_DATA_HOME"] = str(TEST_CACHE / "data")
     env.update(extra)
     return env
 
@@ -238,7 +248,7 @@ async def start_editor(
             capabilities=caps,
             root_uri=path_to_uri(root),
             workspace_folders=[types.WorkspaceFolder(uri=path_to_uri(root), name=root.name)],
-            initialization_options={**TEST_SETTINGS, **(init_options or {})},
+            initialization_options=with_test_settings(init_options or {}),
         )
     )
     encoding = Encoding.parse(result.capabilities.position_encoding)

@@ -186,7 +186,7 @@ async def test_position_encoding_is_negotiated_and_used(
 async def test_invalid_settings_are_shown_and_the_server_keeps_working(
     project: Path, model: ScriptedModel
 ) -> None:
-    (project / ".ocaml-ai.toml").write_text('[model]\nmodel = "from-file"\n')
+    (project / ".ocaml-ai.toml").write_text('[model]\nmodel = "from-file"\nretries = 0\n')
     editor = await start_editor(project, model.base_url, init_options={"model": {"temperature": 9}})
     try:
         assert await wait_until(lambda: any("model.temperature" in m for m in editor.shown()))
