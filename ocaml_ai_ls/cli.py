@@ -87,7 +87,8 @@ def _parser() -> argparse.ArgumentParser:
     stats.add_argument(
         "--db",
         type=Path,
-        help="the metrics database (default: $OCAML_AI_METRICS_DB, else the user data directory)",
+        help="the metrics database (default: telemetry.db, else $OCAML_AI_METRICS_DB, "
+        "else the user data directory)",
     )
     return parser
 
@@ -168,6 +169,19 @@ def _run_ces(args: argparse.Namespace) -> int:
         parser.error(str(e))
 
 
+def _telemetry_db() -> str:
+    """`telemetry.db` of the `.ocaml-ai.toml` of the project around the current directory."""
+    from .config import SettingsError, SettingsLayers, read_config_file
+    from .workspace import find_root
+
+    try:
+        layers = SettingsLayers(file=read_config_file(find_root(Path.cwd() / "x")))
+    except SettingsError:
+        return ""
+    settings, _ = layers.build()
+    return settings.telemetry.db
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args_in = list(sys.argv[1:] if argv is None else argv)
     if not args_in or args_in[0] not in (*COMMANDS, "-h", "--help", "--version"):
@@ -204,7 +218,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             since = parse_since(args.since) if args.since is not None else None
         except ValueError as e:
             parser.error(f"--since: {e}")
-        return run_stats(args.db or default_db_path(), since, args.by, args.json)
+        return run_stats(args.db or default_db_path(_telemetry_db()), since, args.by, args.json)
     if args.command == "context":
         from .context.show import run_context
         from .headless import UsageError, parse_location
