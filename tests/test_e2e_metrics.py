@@ -191,3 +191,18 @@ async def test_a_corrupt_database_is_a_warning_and_generations_go_on(
     finally:
         await stop_editor(editor)
     assert db.read_bytes() == before
+
+
+async def test_a_user_keeps_the_arm_across_restarts(project: Path, model: ScriptedModel) -> None:
+    model.set_default(ANSWER)
+    arms = [{"name": f"arm{i}", "model": f"model-{i}"} for i in range(4)]
+    seen = []
+    for user in ("alice@a", "alice@a", "bob@b", "bob@b"):
+        settings = {"routing": {"user_id": user, "arms": arms}}
+        editor = await start_editor(project, model.base_url, init_options=settings)
+        try:
+            seen.append((await generate(editor))["arm"])
+        finally:
+            await stop_editor(editor)
+    assert seen[0] == seen[1] and seen[2] == seen[3]
+    assert [model.requests[i]["model"] for i in range(4)] == [f"model-{arm[-1]}" for arm in seen]
