@@ -141,6 +141,25 @@ class VerifySettings:
 
 
 @dataclass(frozen=True)
+class SnapshotSettings:
+    """Recording the workspace's history with its build state (see `snapshots/`)."""
+
+    #: Off by default: it is the user's code. `ocaml-ai-ls snapshot watch` works anyway.
+    enabled: bool = False
+    #: Seconds between two looks at the workspace.
+    interval: float = 20.0
+    #: Snapshots older than this many days are dropped by `snapshot gc`.
+    max_age_days: float = 30.0
+    #: The store is trimmed (oldest first) to this many megabytes by `snapshot gc`.
+    max_megabytes: float = 500.0
+    #: An edit episode's net change at most (changed lines, files).
+    max_changed_lines: int = 100
+    max_files: int = 3
+    #: Share of episodes (by a hash of the episode) sent to the held-out file.
+    heldout_share: float = 0.1
+
+
+@dataclass(frozen=True)
 class Settings:
     model: ModelSettings = field(default_factory=ModelSettings)
     generate: GenerateSettings = field(default_factory=GenerateSettings)
@@ -150,6 +169,7 @@ class Settings:
     fallback: ModelSettings | None = None
     routing: RoutingSettings = field(default_factory=RoutingSettings)
     telemetry: TelemetrySettings = field(default_factory=TelemetrySettings)
+    snapshots: SnapshotSettings = field(default_factory=SnapshotSettings)
 
     def api_key(self, environ: Mapping[str, str] | None = None) -> str | None:
         """The API key of `[model]` from the environment, or None."""
@@ -273,6 +293,17 @@ def _problems(s: Settings) -> list[str]:
     if s.fallback is not None:
         out.extend(_model_problems(s.fallback, "fallback"))
     out.extend(_routing_problems(s))
+    sn = s.snapshots
+    if not 1 <= sn.interval <= 86400:
+        out.append(f"snapshots.interval must be between 1 and 86400 seconds (got {sn.interval})")
+    if not 0 < sn.max_age_days <= 36500:
+        out.append(f"snapshots.max_age_days must be in (0, 36500] (got {sn.max_age_days})")
+    if not 0 < sn.max_megabytes <= 1_000_000:
+        out.append(f"snapshots.max_megabytes must be in (0, 1000000] (got {sn.max_megabytes})")
+    if not 1 <= sn.max_changed_lines <= 100_000 or not 1 <= sn.max_files <= 1000:
+        out.append("snapshots.max_changed_lines and max_files must be at least 1")
+    if not 0 <= sn.heldout_share < 1:
+        out.append(f"snapshots.heldout_share must be in [0, 1) (got {sn.heldout_share})")
     if not 1 <= g.candidates <= 10:
         out.append(f"generate.candidates must be between 1 and 10 (got {g.candidates})")
     if not 200 <= c.budget_tokens <= 1_000_000:
