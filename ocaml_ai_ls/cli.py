@@ -1,7 +1,8 @@
 """Command line: `ocaml-ai-ls` serves LSP on stdio; `ocaml-ai-ls edit` edits headless;
 `ocaml-ai-ls ces` checks diffs of a dune project in warm shadows (HTTP or one-shot);
 `ocaml-ai-ls stats` prints the metrics of past generations; `ocaml-ai-ls doctor`
-says what is wrong with the setup and how to fix it."""
+says what is wrong with the setup and how to fix it; `ocaml-ai-ls snapshot` records
+the workspace's history with its build state and mines it into training data."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from pathlib import Path
 
 from . import __version__
 
-COMMANDS = ("serve", "edit", "context", "ces", "stats", "doctor")
+COMMANDS = ("serve", "edit", "context", "ces", "stats", "doctor", "snapshot")
 
 
 def _host_port(value: str) -> tuple[str, int]:
@@ -23,7 +24,9 @@ def _host_port(value: str) -> tuple[str, int]:
     return host or "127.0.0.1", int(port)
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser(snapshot: bool = True) -> argparse.ArgumentParser:
+    """The command line; `snapshot` off leaves out that command, whose parser imports
+    the recorder (half a second that `serve`, which editors start, should not pay)."""
     parser = argparse.ArgumentParser(
         prog="ocaml-ai-ls",
         description="AI edits of OCaml code over LSP. With no command, serve LSP on stdio.",
@@ -60,6 +63,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     context.add_argument("--json", action="store_true", help="print the pieces as JSON")
     _ces_parser(sub)
+    if snapshot:
+        from .snapshots.cli import add_parser as add_snapshot_parser
+
+        add_snapshot_parser(sub)
     doctor = sub.add_parser(
         "doctor",
         help="check the settings, the models, the OCaml tools and the metrics database",
@@ -186,7 +193,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args_in = list(sys.argv[1:] if argv is None else argv)
     if not args_in or args_in[0] not in (*COMMANDS, "-h", "--help", "--version"):
         args_in.insert(0, "serve")  # options without a command are serve's
-    parser = _parser()
+    parser = _parser(snapshot=args_in[0] in ("snapshot", "-h", "--help"))
     args = parser.parse_args(args_in)
     if args.command == "edit":
         from .headless import EditOptions, run_edit
@@ -206,6 +213,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     if args.command == "ces":
         return _run_ces(args)
+    if args.command == "snapshot":
+        from .snapshots.cli import run as run_snapshot
+
+        return run_snapshot(args)
     if args.command == "doctor":
         from .doctor import run_doctor
 
