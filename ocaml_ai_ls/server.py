@@ -7,6 +7,8 @@ Handlers are a few lines each; the work is in `pipeline`, `code_actions`,
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import json
 import logging
 import shutil
@@ -54,6 +56,7 @@ from .progress import Progress
 from .providers import ManagedProvider, make_provider
 from .request import GenerateRequest, GenerateResult, RequestError, parse_request
 from .routing import route
+from .snapshots.recorder import Recorder
 from .uris import uri_to_path
 from .verify.pool import PoolBusy, ShadowPool
 from .verify.result import TIMEOUT, CheckError, Verification
@@ -190,6 +193,10 @@ class OcamlAiServer(LanguageServer):
         self._metrics: MetricsStore | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self.outcomes = OutcomeTracker(self.report_outcome)
+        #: Snapshot recorders per workspace folder (`snapshots.enabled`), with their stops.
+        self.recorders: dict[Path, tuple[Recorder, asyncio.Event, asyncio.Future[None]]] = {}
+        #: Set at `initialized`: from then on settings changes start or stop recorders.
+        self.started = False
         #: One context index per workspace root, built in the background.
         self.indexes: dict[Path, WorkspaceIndex] = {}
         self.stopping = threading.Event()
@@ -223,10 +230,34 @@ class OcamlAiServer(LanguageServer):
         if changed is not None and any(e.startswith(changed) for e in errors):
             return [e for e in errors if e.startswith(changed)]
         shadows_before = self.settings.verify.shadows
+        snapshots_before = self.settings.snapshots
         self.layers, self.settings = layers, settings
         if settings.verify.shadows != shadows_before:
             self.retire_pools()
+        if self.started and settings.snapshots != snapshots_before:
+            self.sync_recorders()
         return errors
+
+    def sync_recorders(self) -> None:
+        """Record snapshots of every folder while `snapshots.enabled` (restarted when the
+        snapshot settings change); stop them when it is off."""
+        for recorder, stop, running in self.recorders.values():
+            stop.set()
+            self.spawn(self._close_recorder(recorder, running))
+        self.recorders = {}
+        if not self.settings.snapshots.enabled or self.stopping.is_set():
+            return
+        for folder in self.folders:
+            buffers = functools.partial(self.buffers_under, folder)
+            recorder = Recorder(folder, self.settings.snapshots, buffers)
+            stop = asyncio.Event()
+            self.recorders[folder] = (recorder, stop, self.spawn(recorder.run(stop)))
+
+    async def _close_recorder(self, recorder: Recorder, running: asyncio.Future[None]) -> None:
+        """Let a snapshot under way finish (bounded), then free the recorder's shadow."""
+        with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError):
+            await asyncio.wait_for(asyncio.shield(running), 30)
+        recorder.close()
 
     def provider(self, model: ModelSettings) -> ManagedProvider:
         """The provider for these model settings (an arm's) and the fallback, made once
@@ -672,6 +703,8 @@ def create_server() -> OcamlAiServer:
         for folder in ls.folders:
             ls.index_for(folder)
             ls.pool_for(folder)
+        ls.started = True
+        ls.sync_recorders()
         caps = ls.client_capabilities.workspace
         watched = caps.did_change_watched_files if caps else None
         if watched and watched.dynamic_registration:
@@ -794,6 +827,9 @@ def create_server() -> OcamlAiServer:
     @server.feature(types.SHUTDOWN)
     def shutdown(ls: OcamlAiServer, params: None) -> None:
         ls.stopping.set()
+        for recorder, stop, _ in ls.recorders.values():
+            stop.set()
+            recorder.close()  # at exit: its dune is killed, the snapshot under way lost
         for pool in [*ls.pools.values(), *ls.retiring]:
             if pool is not None:
                 pool.close()  # kills dune, so exiting does not wait for a build

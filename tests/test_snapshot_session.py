@@ -1,16 +1,22 @@
 """A working session recorded and mined end to end: the real `ocaml-ai-ls snapshot
 take` (type-checked by the real dune in a shadow) between scripted steps of the
-example project, then `snapshot mine` over what was recorded."""
+example project, then `snapshot mine` over what was recorded; and the server
+recording snapshots (open buffers included) while `snapshots.enabled`."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
-from tests.editor import copy_example, server_env
+from lsprotocol import types
+
+from ocaml_ai_ls.snapshots.store import SnapshotStore
+from tests.editor import copy_example, server_env, start_editor, stop_editor, wait_until
+from tests.model_server import ScriptedModel
 
 SHAPES = "lib/shapes.ml"
 RECT = "  | Rect (w, h) -> w *. h"
@@ -75,3 +81,36 @@ def test_a_session_becomes_edit_and_repair_examples(tmp_path: Path) -> None:
         assert "let area = function" in e["context"]
     # the user's tree never got a _build
     assert not (root / "_build").exists()
+
+
+async def test_the_server_records_snapshots_while_enabled(
+    project: Path, model: ScriptedModel
+) -> None:
+    settings = {"snapshots": {"enabled": True, "interval": 1}}
+    editor = await start_editor(project, model.base_url, init_options=settings)
+    store = SnapshotStore(project)
+    try:
+        assert await wait_until(lambda: len(store.log()) == 1, timeout=60)
+        assert store.log()[0].state.status == "green"
+        # an unsaved buffer is what the next snapshot holds and type-checks
+        uri = editor.open(SHAPES)
+        broken = editor.text(SHAPES).replace(RECT, "  | Rect (w, h) -> string_of_float w")
+        editor.replace_all(uri, broken)
+        assert await wait_until(lambda: len(store.log()) == 2, timeout=60)
+        red = store.log()[1]
+        assert red.state.status == "red" and red.changed == (SHAPES,)
+        assert store.files(red.id)[SHAPES].decode() == broken
+        assert red.state.errors[0].path == SHAPES and red.state.errors[0].line == 9
+        # turned off at runtime: no more snapshots
+        editor.client.workspace_did_change_configuration(
+            types.DidChangeConfigurationParams(
+                settings={"ocaml-ai": {"snapshots": {"enabled": False}}}
+            )
+        )
+        await asyncio.sleep(0.5)
+        editor.replace_all(uri, broken + "\nlet later = 1\n")
+        await asyncio.sleep(2.5)
+        assert len(store.log()) == 2
+    finally:
+        await stop_editor(editor)
+    assert (project / SHAPES).read_text() != broken  # the buffer was never saved
