@@ -287,7 +287,7 @@ def test_an_unwritable_location_costs_one_warning(tmp_path: Path) -> None:
 def test_a_file_locked_too_long_drops_the_row_not_the_generation(tmp_path: Path) -> None:
     db = tmp_path / "m.db"
     warnings: list[str] = []
-    store = MetricsStore(db, warnings.append)
+    store = MetricsStore(db, warnings.append, busy_timeout=0.5)
     store.record(record("first"))
     assert store.flush()
     holder = sqlite3.connect(db, isolation_level=None)

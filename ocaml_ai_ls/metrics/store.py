@@ -40,8 +40,10 @@ log = logging.getLogger(__name__)
 SCHEMA_VERSION = 1
 #: Items waiting for the writer at most; more are dropped (with one warning).
 QUEUE_SIZE = 10_000
-#: How long a write waits for another process holding the file's write lock.
-BUSY_TIMEOUT_S = 0.5
+#: How long a write waits for another process holding the file's write lock. The
+#: writer is off the request path, so waiting costs no generation anything; two busy
+#: servers on one file under load must not drop each other's rows.
+BUSY_TIMEOUT_S = 5.0
 #: After a failure to open the file, opening is tried again this much later.
 RETRY_S = 30.0
 
@@ -172,8 +174,10 @@ class MetricsStore:
         *,
         store_prompts: bool = False,
         queue_size: int = QUEUE_SIZE,
+        busy_timeout: float = BUSY_TIMEOUT_S,
     ) -> None:
         self.path = Path(path)
+        self._busy_timeout = busy_timeout
         #: Keep prompts and answers (`telemetry.store_prompts`); may change at any time.
         self.store_prompts = store_prompts
         self._warn = warn
@@ -299,7 +303,7 @@ class MetricsStore:
             return None
         conn: sqlite3.Connection | None = None
         try:
-            conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+            conn = sqlite3.connect(self.path, timeout=self._busy_timeout, isolation_level=None)
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute("BEGIN IMMEDIATE")
@@ -336,7 +340,7 @@ class MetricsStore:
         if code in (5, 6):  # SQLITE_BUSY, SQLITE_LOCKED
             kind = "locked"
             message = (
-                f"metrics: {where} stayed locked for more than {BUSY_TIMEOUT_S * 1000:.0f} ms "
+                f"metrics: {where} stayed locked for more than {self._busy_timeout * 1000:.0f} ms "
                 f"({exc}); that generation's row is dropped. Another program may hold it "
                 "(servers share it safely; a long-running query or a database browser does not)."
             )
