@@ -14,7 +14,7 @@ from pathlib import Path
 
 from . import __version__
 
-COMMANDS = ("serve", "edit", "context", "ces", "stats", "doctor", "snapshot")
+COMMANDS = ("serve", "edit", "context", "ces", "stats", "doctor", "snapshot", "eval")
 
 
 def _host_port(value: str) -> tuple[str, int]:
@@ -25,8 +25,9 @@ def _host_port(value: str) -> tuple[str, int]:
 
 
 def _parser(snapshot: bool = True) -> argparse.ArgumentParser:
-    """The command line; `snapshot` off leaves out that command, whose parser imports
-    the recorder (half a second that `serve`, which editors start, should not pay)."""
+    """The command line; `snapshot` off leaves out the `snapshot` and `eval` commands,
+    whose parsers import the recorder and the runner (half a second that `serve`, which
+    editors start, should not pay)."""
     parser = argparse.ArgumentParser(
         prog="ocaml-ai-ls",
         description="AI edits of OCaml code over LSP. With no command, serve LSP on stdio.",
@@ -64,9 +65,11 @@ def _parser(snapshot: bool = True) -> argparse.ArgumentParser:
     context.add_argument("--json", action="store_true", help="print the pieces as JSON")
     _ces_parser(sub)
     if snapshot:
+        from .eval.cli import add_parser as add_eval_parser
         from .snapshots.cli import add_parser as add_snapshot_parser
 
         add_snapshot_parser(sub)
+        add_eval_parser(sub)
     doctor = sub.add_parser(
         "doctor",
         help="check the settings, the models, the OCaml tools and the metrics database",
@@ -193,7 +196,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args_in = list(sys.argv[1:] if argv is None else argv)
     if not args_in or args_in[0] not in (*COMMANDS, "-h", "--help", "--version"):
         args_in.insert(0, "serve")  # options without a command are serve's
-    parser = _parser(snapshot=args_in[0] in ("snapshot", "-h", "--help"))
+    parser = _parser(snapshot=args_in[0] in ("snapshot", "eval", "-h", "--help"))
     args = parser.parse_args(args_in)
     if args.command == "edit":
         from .headless import EditOptions, run_edit
@@ -213,6 +216,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     if args.command == "ces":
         return _run_ces(args)
+    if args.command == "eval":
+        from .eval.cli import run as run_eval
+
+        return run_eval(args)
     if args.command == "snapshot":
         from .snapshots.cli import run as run_snapshot
 

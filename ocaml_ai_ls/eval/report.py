@@ -359,9 +359,10 @@ def _rows(report: Mapping[str, Any]) -> list[tuple[str, list[str]]]:
         rows.append(
             (label, [_pct_ci(a["rates"][key]["rate"], a["rates"][key]["ci"]) for a in arms])
         )
+    rows.append(("pass@1", [_pass_at_cell(a, "pass_at_1") for a in arms]))
+    if k > 1:  # with one sample pass@k is pass@1
+        rows.append((f"pass@{k}", [_pass_at_cell(a, "pass_at_k") for a in arms]))
     rows += [
-        ("pass@1", [_pass_at_cell(a, "pass_at_1") for a in arms]),
-        (f"pass@{k}", [_pass_at_cell(a, "pass_at_k") for a in arms]),
         (
             "repair gain",
             [_pp_ci(a["repair_gain"]["value"], a["repair_gain"]["ci"]) for a in arms],
