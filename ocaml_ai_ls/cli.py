@@ -14,7 +14,17 @@ from pathlib import Path
 
 from . import __version__
 
-COMMANDS = ("serve", "edit", "context", "ces", "stats", "doctor", "snapshot", "eval")
+COMMANDS = (
+    "serve",
+    "edit",
+    "context",
+    "ces",
+    "stats",
+    "doctor",
+    "snapshot",
+    "eval",
+    "eval-import",
+)
 
 
 def _host_port(value: str) -> tuple[str, int]:
@@ -70,6 +80,9 @@ def _parser(snapshot: bool = True) -> argparse.ArgumentParser:
 
         add_snapshot_parser(sub)
         add_eval_parser(sub)
+    from .eval.import_cli import add_parser as add_import_parser
+
+    add_import_parser(sub)
     doctor = sub.add_parser(
         "doctor",
         help="check the settings, the models, the OCaml tools and the metrics database",
@@ -216,6 +229,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     if args.command == "ces":
         return _run_ces(args)
+    if args.command == "eval-import":
+        from .eval.import_cli import run as run_import
+
+        return run_import(args)
     if args.command == "eval":
         from .eval.cli import run as run_eval
 

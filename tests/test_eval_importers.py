@@ -213,3 +213,48 @@ def test_multiple_accepts_a_json_array(tmp_path: Path) -> None:
     path.write_text(json.dumps(problems[:2]))
     with pytest.raises(TaskError, match=r"problem 2: name .* repeats"):
         import_multiple(path, tmp_path / "again")
+
+
+def test_the_command_line_writes_loadable_tasks(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from ocaml_ai_ls.eval.tasks import load_tasks
+
+    problems = Path(__file__).resolve().parent / "eval" / "multiple" / "problems.jsonl"
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "ocaml_ai_ls",
+            "eval-import",
+            "multiple",
+            str(problems),
+            "--out-dir",
+            str(tmp_path / "mpl"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    tasks = load_tasks(tmp_path / "mpl" / "tasks.jsonl")
+    assert len(tasks) == 3 and all(t.checks.tests for t in tasks)
+    bad = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "ocaml_ai_ls",
+            "eval-import",
+            "mined",
+            str(tmp_path / "none.jsonl"),
+            "--project",
+            str(tmp_path / "missing"),
+            "--out",
+            str(tmp_path / "t.jsonl"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert bad.returncode == 2 and "not a directory" in bad.stderr
