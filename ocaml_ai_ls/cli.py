@@ -43,7 +43,7 @@ def _parser(snapshot: bool = True) -> argparse.ArgumentParser:
         description="AI edits of OCaml code over LSP. With no command, serve LSP on stdio.",
     )
     parser.add_argument("--version", action="version", version=f"ocaml-ai-ls {__version__}")
-    sub = parser.add_subparsers(dest="command")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     serve = sub.add_parser("serve", help="serve LSP (stdio by default)")
     serve.add_argument("--tcp", type=_host_port, metavar="HOST:PORT", help="serve on TCP")
     serve.add_argument("--log-file", type=Path, help="write the log here instead of stderr")

@@ -44,6 +44,10 @@ QUEUE_SIZE = 10_000
 #: writer is off the request path, so waiting costs no generation anything; two busy
 #: servers on one file under load must not drop each other's rows.
 BUSY_TIMEOUT_S = 5.0
+#: A write (or the opening) that SQLite refuses as busy without waiting out the busy
+#: timeout, as it may when two processes set up a new file at once, is tried again this
+#: many times (backing off); one that waited the whole timeout is not.
+BUSY_RETRIES = 5
 #: After a failure to open the file, opening is tried again this much later.
 RETRY_S = 30.0
 
@@ -187,6 +191,7 @@ class MetricsStore:
         self._closed = False
         self._conn: sqlite3.Connection | None = None
         self._retry_at = 0.0
+        self._busy = False
         self._rowids: LRUCache[str, int] = LRUCache(maxsize=QUEUE_SIZE)
         self._thread = threading.Thread(target=self._run, name="metrics-writer", daemon=True)
         self._thread.start()
@@ -268,24 +273,39 @@ class MetricsStore:
         self._disconnect()
 
     def _write(self, item: GenerationRecord | _Outcome) -> None:
-        conn = self._connection()
-        if conn is None:
-            return  # the row is dropped; the problem was reported
-        try:
-            if isinstance(item, GenerationRecord):
-                cursor = conn.execute(_INSERT, _values(item))
-                if cursor.lastrowid is not None:
-                    self._rowids[item.request_id] = cursor.lastrowid
-            else:
-                rowid = self._rowids.get(item.request_id)
-                if rowid is not None:
-                    conn.execute(_OUTCOME, (item.applied, item.accepted, item.time, rowid))
-        except sqlite3.Error as exc:
-            if self._sqlite_problem(exc) in _REOPEN:
-                self._disconnect()
-                self._retry_at = time.monotonic() + RETRY_S
+        for attempt in range(BUSY_RETRIES + 1):
+            last = attempt == BUSY_RETRIES
+            started = time.monotonic()
+            conn = self._connection(report_busy=last)
+            if conn is None:
+                if self._busy and not last:
+                    time.sleep(0.05 * 2**attempt)
+                    continue
+                return  # the row is dropped; the problem was reported
+            try:
+                if isinstance(item, GenerationRecord):
+                    cursor = conn.execute(_INSERT, _values(item))
+                    if cursor.lastrowid is not None:
+                        self._rowids[item.request_id] = cursor.lastrowid
+                else:
+                    rowid = self._rowids.get(item.request_id)
+                    if rowid is not None:
+                        conn.execute(_OUTCOME, (item.applied, item.accepted, item.time, rowid))
+                return
+            except sqlite3.Error as exc:
+                waited = time.monotonic() - started >= self._busy_timeout / 2
+                if _is_busy(exc) and not last and not waited:
+                    time.sleep(0.05 * 2**attempt)
+                    continue
+                if self._sqlite_problem(exc) in _REOPEN:
+                    self._disconnect()
+                    self._retry_at = time.monotonic() + RETRY_S
+                return
 
-    def _connection(self) -> sqlite3.Connection | None:
+    def _connection(self, report_busy: bool = True) -> sqlite3.Connection | None:
+        """The open connection, or None (the problem reported; `self._busy` says whether
+        it was only busy, which is not reported unless `report_busy`)."""
+        self._busy = False
         if self._conn is not None:
             return self._conn
         if time.monotonic() < self._retry_at:
@@ -302,6 +322,7 @@ class MetricsStore:
             )
             return None
         conn: sqlite3.Connection | None = None
+        opening = time.monotonic()
         try:
             conn = sqlite3.connect(self.path, timeout=self._busy_timeout, isolation_level=None)
             conn.execute("PRAGMA journal_mode=WAL")
@@ -321,6 +342,10 @@ class MetricsStore:
         except sqlite3.Error as exc:
             if conn is not None:
                 conn.close()
+            waited = time.monotonic() - opening >= self._busy_timeout / 2
+            if _is_busy(exc) and not report_busy and not waited:
+                self._busy = True
+                return None
             kind = self._sqlite_problem(exc)
             self._retry_at = time.monotonic() + (0.0 if kind == "locked" else RETRY_S)
             return None
@@ -385,3 +410,8 @@ class MetricsStore:
             self._warn(message)
         except Exception:
             log.exception("metrics: the warning callback failed")
+
+
+def _is_busy(exc: sqlite3.Error) -> bool:
+    """SQLITE_BUSY or SQLITE_LOCKED: another connection has the file for now."""
+    return (getattr(exc, "sqlite_errorcode", -1) & 0xFF) in (5, 6)
