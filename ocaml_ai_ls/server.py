@@ -205,6 +205,8 @@ class OcamlAiServer(LanguageServer):
         self.index_done: dict[Path, asyncio.Event] = {}
         #: Warm shadow builds per dune project root (None: none for that root).
         self.pools: dict[Path, ShadowPool | None] = {}
+        #: Roots whose pool was tried as a dune project (not tried again when it failed).
+        self._tried_dune: set[Path] = set()
         #: Pools of an earlier `verify.shadows`, closing when their checks are done.
         self.retiring: set[ShadowPool] = set()
         #: Checks modules one by one where there is no dune project (or no dune).
@@ -451,12 +453,17 @@ class OcamlAiServer(LanguageServer):
     def pool_for(self, root: Path) -> ShadowPool | None:
         """The root's warm shadows; the first call creates them and warms them in the
         background. None when the root is not a dune project, dune is missing, or
-        `verify.shadows` is 0."""
-        if root in self.pools:
+        `verify.shadows` is 0; a root that was no dune project is looked at again (a
+        `dune-project` may have been created since: `dune init` in an open folder)."""
+        has_project = (root / "dune-project").is_file()
+        if root in self.pools and (self.pools[root] is not None or not has_project):
             return self.pools[root]
+        if root in self.pools and root in self._tried_dune:
+            return None  # a dune project, but dune is missing or the slots are taken
         pool: ShadowPool | None = None
         v = self.settings.verify
-        if v.shadows > 0 and (root / "dune-project").is_file():
+        if v.shadows > 0 and has_project:
+            self._tried_dune.add(root)
             if shutil.which("dune") is None:
                 log.warning("dune is not on PATH: candidates are checked module by module")
             else:
@@ -473,6 +480,7 @@ class OcamlAiServer(LanguageServer):
         """`verify.shadows` changed: each old pool closes once the checks under way in it
         are done, then the project gets a new one (warming in the background)."""
         old, self.pools = self.pools, {}
+        self._tried_dune.clear()
         for root, pool in old.items():
             if pool is None:
                 self.pool_for(root)

@@ -228,3 +228,24 @@ def locked(path: Path) -> bool:
             return True
         fcntl.flock(f, fcntl.LOCK_UN)
         return False
+
+
+async def test_a_folder_that_becomes_a_dune_project_gets_shadow_builds(
+    loose: Editor, model: ScriptedModel
+) -> None:
+    answer = (
+        "geometry.ml\n<<<<<<< SEARCH\nlet cube x = x *. square x\n=======\n"
+        "let cube x = square x *. x\n>>>>>>> REPLACE\n"
+    )
+    model.set_default(answer)
+
+    async def stages() -> list[str]:
+        result = await loose.generate(timeout=60, uri=loose.uri("geometry.ml"), instruction="x")
+        [cand] = result["candidates"]
+        assert cand["verification"]["status"] == "ok", cand["verification"]
+        return [s["name"] for s in cand["verification"]["stages"]]
+
+    assert await stages() == ["parse", "ocamlc"]  # module by module
+    (loose.root / "dune-project").write_text("(lang dune 2.9)\n")
+    (loose.root / "dune").write_text("(library (name geometry))\n")
+    assert await stages() == ["parse", "check"]  # `dune init` later: a shadow build
