@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 
 from .base import ChatMessage, ModelError
-from .http import Answers, HttpProvider, error_detail, excerpt, read_text, server_root
+from .http import Answers, OneRequestPerAnswer, error_detail, excerpt, read_text, server_root
 from .retry import Progress
 
 API_VERSION = "2023-06-01"
@@ -23,7 +23,7 @@ API_VERSION = "2023-06-01"
 TRANSIENT_ERRORS = frozenset({"overloaded_error", "api_error", "rate_limit_error"})
 
 
-class Anthropic(HttpProvider):
+class Anthropic(OneRequestPerAnswer):
     """`POST {base_url}/v1/messages`, one request per answer."""
 
     provider = "anthropic"
@@ -55,12 +55,6 @@ class Anthropic(HttpProvider):
     def _models_path(self) -> str:
         return "/v1/models?limit=1000"
 
-    def _model_names(self, data: dict[str, Any]) -> list[str]:
-        entries = data.get("data")
-        if not isinstance(entries, list):
-            raise self._malformed("a model list", str(data))
-        return [e["id"] for e in entries if isinstance(e, dict) and isinstance(e.get("id"), str)]
-
     def _body(self, messages: Sequence[ChatMessage]) -> dict[str, Any]:
         body: dict[str, Any] = {
             "model": self.model,
@@ -75,21 +69,6 @@ class Anthropic(HttpProvider):
         if system:
             body["system"] = system
         return body
-
-    async def _complete(
-        self,
-        messages: Sequence[ChatMessage],
-        n: int,
-        answers: Answers,
-        deadline_at: float,
-    ) -> None:
-        async def one(index: int) -> None:
-            async def attempt(progress: Progress) -> None:
-                await self._request(messages, index, answers, progress)
-
-            await self._retrying(attempt, deadline_at)
-
-        await self._each(n, one)
 
     async def _request(
         self,

@@ -189,7 +189,11 @@ class HttpProvider:
         raise NotImplementedError
 
     def _model_names(self, data: dict[str, Any]) -> list[str]:
-        raise NotImplementedError
+        """The ids of an OpenAI-style list `{"data": [{"id": ...}]}` (OpenAI, Anthropic)."""
+        entries = data.get("data")
+        if not isinstance(entries, list):
+            raise self._malformed("a model list", str(data))
+        return [e["id"] for e in entries if isinstance(e, dict) and isinstance(e.get("id"), str)]
 
     async def _complete(
         self,
@@ -262,21 +266,6 @@ class HttpProvider:
     async def _retrying(self, attempt: Callable[[Progress], Awaitable[T]], deadline_at: float) -> T:
         return await with_retries(attempt, self.settings.retries, deadline_at, self._backoff)
 
-    async def _each(self, n: int, one: Callable[[int], Awaitable[None]]) -> None:
-        """Ask for `n` answers at once, one request each (for APIs without `n`).
-
-        The call fails only if every request failed; cancelling it cancels them all.
-        """
-        results = await asyncio.gather(*(one(i) for i in range(n)), return_exceptions=True)
-        failed = [r for r in results if isinstance(r, BaseException)]
-        for err in failed:
-            if not isinstance(err, ModelError):
-                raise err
-        if failed and len(failed) == n:
-            raise failed[0]
-        for err in failed:  # the others stand without it
-            log.info("one of %d answers failed: %s", n, err)
-
     @asynccontextmanager
     async def _open(
         self, method: str, url: str, body: dict[str, Any] | None = None
@@ -337,6 +326,51 @@ class HttpProvider:
                 f"{excerpt(error_detail(data['error']))}"
             )
         return data
+
+
+class OneRequestPerAnswer(HttpProvider):
+    """A chat API without `n` (Ollama, Anthropic): `n` answers come from `n` requests at
+    once, each retried on its own."""
+
+    async def _complete(
+        self,
+        messages: Sequence[ChatMessage],
+        n: int,
+        answers: Answers,
+        deadline_at: float,
+    ) -> None:
+        async def one(index: int) -> None:
+            async def attempt(progress: Progress) -> None:
+                await self._request(messages, index, answers, progress)
+
+            await self._retrying(attempt, deadline_at)
+
+        await self._each(n, one)
+
+    async def _each(self, n: int, one: Callable[[int], Awaitable[None]]) -> None:
+        """Ask for `n` answers at once, one request each (for APIs without `n`).
+
+        The call fails only if every request failed; cancelling it cancels them all.
+        """
+        results = await asyncio.gather(*(one(i) for i in range(n)), return_exceptions=True)
+        failed = [r for r in results if isinstance(r, BaseException)]
+        for err in failed:
+            if not isinstance(err, ModelError):
+                raise err
+        if failed and len(failed) == n:
+            raise failed[0]
+        for err in failed:  # the others stand without it
+            log.info("one of %d answers failed: %s", n, err)
+
+    async def _request(
+        self,
+        messages: Sequence[ChatMessage],
+        index: int,
+        answers: Answers,
+        progress: Progress,
+    ) -> None:
+        """One request for answer `index`."""
+        raise NotImplementedError
 
 
 async def read_text(resp: httpx.Response) -> str:

@@ -14,11 +14,11 @@ from typing import Any
 import httpx
 
 from .base import ChatMessage
-from .http import Answers, HttpProvider, read_text, server_root
+from .http import Answers, OneRequestPerAnswer, read_text, server_root
 from .retry import Progress
 
 
-class Ollama(HttpProvider):
+class Ollama(OneRequestPerAnswer):
     """`POST {base_url}/api/chat`, one request per answer."""
 
     provider = "ollama"
@@ -61,21 +61,6 @@ class Ollama(HttpProvider):
                 "num_predict": self.settings.max_tokens,
             },
         }
-
-    async def _complete(
-        self,
-        messages: Sequence[ChatMessage],
-        n: int,
-        answers: Answers,
-        deadline_at: float,
-    ) -> None:
-        async def one(index: int) -> None:
-            async def attempt(progress: Progress) -> None:
-                await self._request(messages, index, answers, progress)
-
-            await self._retrying(attempt, deadline_at)
-
-        await self._each(n, one)
 
     async def _request(
         self,

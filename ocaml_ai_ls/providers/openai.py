@@ -55,12 +55,6 @@ class OpenAICompatible(HttpProvider):
     def _models_path(self) -> str:
         return "/models"
 
-    def _model_names(self, data: dict[str, Any]) -> list[str]:
-        entries = data.get("data")
-        if not isinstance(entries, list):
-            raise self._malformed("a model list", str(data))
-        return [e["id"] for e in entries if isinstance(e, dict) and isinstance(e.get("id"), str)]
-
     async def _complete(
         self,
         messages: Sequence[ChatMessage],
