@@ -12,6 +12,7 @@ import pytest_asyncio
 
 from tests.editor import TEST_CACHE, Editor, copy_example, start_editor, stop_editor
 from tests.model_server import ScriptedModel
+from tests.wire_servers import AnthropicModel, OllamaModel
 
 # Servers and commands the tests start keep their shadows and metrics in a temporary
 # directory, never in the developer's ~/.cache and ~/.local/share.
@@ -23,6 +24,26 @@ os.environ.pop("OCAML_AI_METRICS_DB", None)
 @pytest.fixture
 def model() -> Iterator[ScriptedModel]:
     server = ScriptedModel().start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def ollama() -> Iterator[OllamaModel]:
+    """A scripted server speaking Ollama's native API."""
+    server = OllamaModel().start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def anthropic() -> Iterator[AnthropicModel]:
+    """A scripted server speaking Anthropic's Messages API."""
+    server = AnthropicModel().start()
     try:
         yield server
     finally:

@@ -273,21 +273,3 @@ async def test_list_models_failure_is_one_clear_error(wire: ScriptedModel) -> No
         await p.list_models()
     await p.aclose()
     assert wire.base_url in str(err.value) and "API key" in str(err.value)
-
-
-@pytest.fixture
-def ollama() -> Iterator[OllamaModel]:
-    server = OllamaModel().start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture
-def anthropic() -> Iterator[AnthropicModel]:
-    server = AnthropicModel().start()
-    try:
-        yield server
-    finally:
-        server.stop()

@@ -61,24 +61,6 @@ def any_wire(request: pytest.FixtureRequest) -> Iterator[ScriptedModel]:
         server.stop()
 
 
-@pytest.fixture
-def anthropic() -> Iterator[AnthropicModel]:
-    server = AnthropicModel().start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture
-def ollama() -> Iterator[OllamaModel]:
-    server = OllamaModel().start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
 def closed_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
