@@ -195,10 +195,10 @@ def _run_ces(args: argparse.Namespace) -> int:
 def _telemetry_db() -> str:
     """`telemetry.db` of the `.ocaml-ai.toml` of the project around the current directory."""
     from .config import SettingsError, SettingsLayers, read_config_file
-    from .workspace import find_root
+    from .workspace import command_root
 
     try:
-        layers = SettingsLayers(file=read_config_file(find_root(Path.cwd() / "x")))
+        layers = SettingsLayers(file=read_config_file(command_root(None)))
     except SettingsError:
         return ""
     settings, _ = layers.build()

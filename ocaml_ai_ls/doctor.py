@@ -31,7 +31,7 @@ from .config import (
 from .metrics.store import default_db_path
 from .providers import make_provider
 from .providers.base import ModelError
-from .workspace import find_root
+from .workspace import command_root
 
 OK, WARN, FAIL = "ok", "warn", "FAIL"
 #: Seconds to wait for a model endpoint to list its models.
@@ -192,7 +192,7 @@ async def diagnose(root: Path) -> list[Finding]:
 
 def run_doctor(root: Path | None, as_json: bool, out: TextIO = sys.stdout) -> int:
     """Print every finding; 0 when none failed, 1 otherwise."""
-    where = (root or find_root(Path.cwd() / "x")).resolve()
+    where = command_root(root)
     findings = asyncio.run(diagnose(where))
     if as_json:
         print(json.dumps([asdict(f) for f in findings], indent=2), file=out)

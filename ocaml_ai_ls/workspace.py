@@ -59,6 +59,12 @@ def find_root(path: Path, folders: Sequence[Path] = ()) -> Path:
     return path.parent
 
 
+def command_root(given: Path | None) -> Path:
+    """A command's `--root`, else the project around the current directory (the nearest
+    ancestor marked as a project, as for a file there)."""
+    return (given if given is not None else find_root(Path.cwd() / "x")).resolve()
+
+
 def is_project(root: Path) -> bool:
     """Whether a directory is marked as a project root (`dune-project`, `.git`, ...)."""
     return any((root / marker).exists() for marker in ROOT_MARKERS)

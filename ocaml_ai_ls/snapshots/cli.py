@@ -18,7 +18,7 @@ from datetime import datetime
 from pathlib import Path
 
 from ..config import Settings, SettingsError, SettingsLayers, read_config_file
-from ..workspace import find_root
+from ..workspace import command_root
 from .recorder import Recorder
 from .store import MEGABYTE, Snapshot, SnapshotStore, StoreError, first_error
 
@@ -95,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
         from .mine_cli import run_mine
 
         return run_mine(args)
-    root = (args.root if args.root is not None else find_root(Path.cwd() / "x")).resolve()
+    root = command_root(args.root)
     if not root.is_dir():
         return _fail(f"{root} is not a directory", 2)
     try:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from ..config import SettingsError, SettingsLayers, read_config_file
 from ..providers import provider_for
-from ..workspace import find_root
+from ..workspace import command_root
 from .miner import MineOptions, mine, write_jsonl
 from .store import SnapshotStore, StoreError
 
@@ -67,7 +67,7 @@ def _fail(message: str, status: int) -> int:
 
 
 def run_mine(args: argparse.Namespace) -> int:
-    root = (args.root if args.root is not None else find_root(Path.cwd() / "x")).resolve()
+    root = command_root(args.root)
     if not root.is_dir():
         return _fail(f"{root} is not a directory", 2)
     try:
