@@ -125,15 +125,21 @@ def _describe(piece: Piece) -> str:
     return piece.label if piece.rank in (TARGET, FILE, INTERFACE, DUNE) else ROLES[piece.rank]
 
 
-def render_context(context: Context) -> str:
-    """Files in order of their best piece's rank, the file being edited last."""
+def render_blocks(context: Context) -> list[tuple[str, str]]:
+    """One numbered excerpt per file, `(path, text)`, in the order the model reads them:
+    files in order of their best piece's rank, the file being edited last."""
     by_file: dict[str, list[Piece]] = {}
     for piece in sorted(context.pieces, key=lambda p: p.rank):
         by_file.setdefault(piece.rel, []).append(piece)
     order = sorted(
         by_file, key=lambda rel: (rel == context.rel, -min(p.rank for p in by_file[rel]))
     )
-    parts = [_file_block(rel, by_file[rel], context.total_lines.get(rel, 0)) for rel in order]
+    return [(rel, _file_block(rel, by_file[rel], context.total_lines.get(rel, 0))) for rel in order]
+
+
+def render_context(context: Context) -> str:
+    """The excerpts, then which item is the target."""
+    parts = [text for _, text in render_blocks(context)]
     if context.target is not None:
         t = context.target
         what = f"`{t.name}` ({t.kind})" if t.name else t.kind

@@ -1,0 +1,259 @@
+"""Context recall measured on real commits of the projects in `../shared/corpora`.
+
+For each small commit (see `corpus.py`) the request is made on the state
+before: the commit's subject as the instruction, the cursor at its first
+change. The prompt is the one the pipeline sends (`pipeline.prepare`, then
+`prompt.build_messages`, default settings and budget).
+
+- **Needed**: every qualified reference `M.name` (capitalised `M`, lowercase
+  `name`) in the commit's added lines where `M` names exactly one file of the
+  project other than the target (`m.mli`, else `m.ml`; `m` or `M`) and that
+  file, before the commit, has a defining line for `name` (`val`, `external`,
+  `let`, `let rec`, `and`, `type`).
+- **Hit**: one of those defining lines, whitespace-trimmed, appears in the
+  prompt outside the target file's own lines.
+- **Size**: characters of the prompt outside the target file's lines (the
+  other files' excerpts with their headers).
+- **Naive reference**: the whole interface (`.mli`, else `.ml`) of every module
+  the target file names, resolved by the same file-name rule.
+
+    python -m benchmarks.context_commits [--commits 30] [--projects lwt,base]
+        [--budget N] [--misses] [--no-fixtures]
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import statistics
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from lsprotocol import types
+
+from ocaml_ai_ls.config import Settings
+from ocaml_ai_ls.context.index import WorkspaceIndex
+from ocaml_ai_ls.context.summary import ChunkCache
+from ocaml_ai_ls.documents import DocumentStore
+from ocaml_ai_ls.pipeline import prepare
+from ocaml_ai_ls.positions import Encoding
+from ocaml_ai_ls.prompt import build_messages, render_blocks
+from ocaml_ai_ls.request import GenerateRequest
+from ocaml_ai_ls.uris import path_to_uri
+from ocaml_ai_ls.workspace import Workspace
+
+from .corpus import CACHE, PROJECTS, Case, cases, checkout, clone
+
+_QUALIFIED = re.compile(r"(?<![A-Za-z0-9_'.])((?:[A-Z][A-Za-z0-9_']*\.)*)([A-Z][A-Za-z0-9_']*)\.([a-z_][A-Za-z0-9_']*)")
+_MODULE_WORD = re.compile(r"(?<![A-Za-z0-9_'])[A-Z][A-Za-z0-9_']*")
+
+
+def module_files(root: Path) -> dict[str, list[str]]:
+    """Module name → relative paths of the files named after it (`m.ml`, `M.mli`...)."""
+    out: dict[str, list[str]] = {}
+    for path in sorted(root.rglob("*.ml*")):
+        if path.suffix not in (".ml", ".mli") or ".git" in path.parts:
+            continue
+        stem = path.name.split(".", 1)[0]
+        if not stem:
+            continue
+        out.setdefault(stem[0].upper() + stem[1:], []).append(path.relative_to(root).as_posix())
+    return out
+
+
+def file_of(module: str, files: dict[str, list[str]], target: str) -> str | None:
+    """The one file `module` names: its `.mli`, else its `.ml`; None when not exactly one."""
+    named = [f for f in files.get(module, ()) if f != target]
+    for suffix in (".mli", ".ml"):
+        found = [f for f in named if f.endswith(suffix)]
+        if found:
+            return found[0] if len(found) == 1 else None
+    return None
+
+
+def defining_lines(text: str, name: str) -> list[str]:
+    """Lines of `text` that define `name` (`val`, `external`, `let`, `let rec`, `and`,
+    `type`), whitespace-trimmed."""
+    escaped = re.escape(name)
+    pattern = re.compile(
+        r"^\s*(?:val|external|let(?:\s+rec)?|and|"
+        r"type(?:\s+nonrec)?(?:\s+(?:'[A-Za-z0-9_]+|\([^)]*\)))?)"
+        rf"\s+{escaped}(?![A-Za-z0-9_'])"
+    )
+    return [line.strip() for line in text.splitlines() if pattern.match(line)]
+
+
+@dataclass(frozen=True)
+class Need:
+    module: str
+    name: str
+    file: str
+    lines: tuple[str, ...]
+
+    @property
+    def label(self) -> str:
+        return f"{self.module}.{self.name} ({self.file})"
+
+
+def needs_of(case: Case, root: Path, files: dict[str, list[str]]) -> list[Need]:
+    """What the commit's added lines use from other files of the project."""
+    out: dict[tuple[str, str], Need] = {}
+    texts: dict[str, str] = {}
+    for line in case.added:
+        for m in _QUALIFIED.finditer(line):
+            module, name = m.group(2), m.group(3)
+            if (module, name) in out:
+                continue
+            rel = file_of(module, files, case.target)
+            if rel is None:
+                continue
+            if rel not in texts:
+                texts[rel] = (root / rel).read_text(encoding="utf-8", errors="replace")
+            lines = defining_lines(texts[rel], name)
+            if lines:
+                out[(module, name)] = Need(module, name, rel, tuple(dict.fromkeys(lines)))
+    return list(out.values())
+
+
+@dataclass
+class Column:
+    """One way of choosing context: per commit, what it showed and how big it was."""
+
+    name: str
+    hits: int = 0
+    needs: int = 0
+    sizes: list[int] = field(default_factory=list)
+    missed: list[str] = field(default_factory=list)
+
+    def score(self, case: Case, needs: Sequence[Need], shown: str) -> None:
+        self.sizes.append(len(shown))
+        for need in needs:
+            self.needs += 1
+            if any(line in shown for line in need.lines):
+                self.hits += 1
+            else:
+                self.missed.append(f"{case.project} {case.commit[:8]} {case.target}: {need.label}")
+
+    @property
+    def recall(self) -> float:
+        return self.hits / self.needs if self.needs else 1.0
+
+
+def ours(case: Case, root: Path, index: WorkspaceIndex, settings: Settings) -> str:
+    """The prompt's text outside the target file, as the pipeline builds it."""
+    ws = Workspace(root, index.documents or DocumentStore(), index)
+    position = types.Position(line=case.line - 1, character=0)
+    req = GenerateRequest(
+        path_to_uri(root / case.target), case.subject, types.Range(start=position, end=position)
+    )
+    prep = prepare(req, ws, settings, Encoding.UTF8)
+    user = build_messages(prep.context, case.subject)[1].content
+    outside = [text for rel, text in render_blocks(prep.context) if rel != prep.context.rel]
+    assert all(text in user for text in outside)  # the blocks are what the model reads
+    return "\n\n".join(outside)
+
+
+def naive(case: Case, root: Path, files: dict[str, list[str]]) -> str:
+    """The whole interface of every module the target file names."""
+    text = (root / case.target).read_text(encoding="utf-8", errors="replace")
+    chosen = {file_of(m, files, case.target) for m in set(_MODULE_WORD.findall(text))}
+    return "\n\n".join(
+        (root / rel).read_text(encoding="utf-8", errors="replace")
+        for rel in sorted(f for f in chosen if f is not None)
+    )
+
+
+@dataclass
+class Report:
+    project: str
+    commits: int = 0
+    columns: dict[str, Column] = field(default_factory=dict)
+    slice_ms: list[float] = field(default_factory=list)
+
+    def column(self, name: str) -> Column:
+        return self.columns.setdefault(name, Column(name))
+
+
+def measure(
+    project: str,
+    limit: int,
+    settings: Settings,
+    log: Callable[[str], None] = lambda s: None,
+    all_commits: bool = False,
+) -> Report:
+    repo = clone(project)
+    report = Report(project)
+    cache = ChunkCache(maxsize=200_000)  # one per project: commits share most files
+    work = CACHE / "work" / project
+    for case in cases(project, limit * 10, repo):
+        if report.commits >= limit:
+            break
+        root = checkout(repo, case.parent, work)
+        files = module_files(root)
+        needs = needs_of(case, root, files)
+        if not needs and not all_commits:
+            continue
+        index = WorkspaceIndex(root, DocumentStore(), cache)
+        index.scan()
+        started = time.perf_counter()
+        shown = ours(case, root, index, settings)
+        report.slice_ms.append((time.perf_counter() - started) * 1000)
+        report.column("ours").score(case, needs, shown)
+        report.column("naive").score(case, needs, naive(case, root, files))
+        report.commits += 1
+        log(f"{project} {case.commit[:8]} needs {len(needs)}: {case.subject[:60]}")
+    return report
+
+
+def print_table(report: Report) -> None:
+    print(f"\n{report.project}: {report.commits} commits")
+    print(f"  {'column':<8} {'recall':>16} {'size median':>12} {'size max':>10}")
+    for col in report.columns.values():
+        median = statistics.median(col.sizes) if col.sizes else 0
+        top = max(col.sizes, default=0)
+        hits = f"{col.recall:.0%} ({col.hits}/{col.needs})"
+        print(f"  {col.name:<8} {hits:>16} {median:>12,.0f} {top:>10,}")
+    if report.slice_ms:
+        ms = sorted(report.slice_ms)
+        print(f"  slice (index warm) p50 {statistics.median(ms):.0f} ms, max {ms[-1]:.0f} ms")
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--commits", type=int, default=30)
+    parser.add_argument("--projects", default=",".join(PROJECTS))
+    parser.add_argument("--budget", type=int, default=None, help="context.budget_tokens")
+    parser.add_argument(
+        "--all-commits", action="store_true", help="count commits that need nothing too"
+    )
+    parser.add_argument("--misses", action="store_true", help="list every missed need")
+    parser.add_argument("--verbose", action="store_true", help="a line per commit")
+    parser.add_argument("--no-fixtures", action="store_true", help="skip the fixture tasks")
+    args = parser.parse_args(argv)
+    settings = Settings()
+    if args.budget is not None:
+        from dataclasses import replace
+
+        settings = replace(settings, context=replace(settings.context, budget_tokens=args.budget))
+    budget = settings.context.budget_tokens
+    print(f"context on real commits: default settings, budget {budget} tokens")
+    log = (lambda s: print(s, file=sys.stderr)) if args.verbose else (lambda s: None)
+    for project in args.projects.split(","):
+        report = measure(project, args.commits, settings, log, args.all_commits)
+        print_table(report)
+        if args.misses:
+            for col in report.columns.values():
+                for miss in col.missed:
+                    print(f"    {col.name} missed {miss}")
+    if not args.no_fixtures:
+        from .context_recall import evaluate, totals
+
+        recall, precision = totals(evaluate(budget))
+        print(f"\nfixture tasks (tests/fixtures/projects): recall {recall:.1%}")
+
+
+if __name__ == "__main__":
+    main()
