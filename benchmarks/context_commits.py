@@ -47,7 +47,10 @@ from ocaml_ai_ls.workspace import Workspace
 
 from .corpus import CACHE, PROJECTS, Case, cases, checkout, clone
 
-_QUALIFIED = re.compile(r"(?<![A-Za-z0-9_'.])((?:[A-Z][A-Za-z0-9_']*\.)*)([A-Z][A-Za-z0-9_']*)\.([a-z_][A-Za-z0-9_']*)")
+#: `M.name`, maybe behind other modules (`Lwt.Infix.return`: `Infix.return`).
+_QUALIFIED = re.compile(
+    r"(?<![A-Za-z0-9_'.])((?:[A-Z][A-Za-z0-9_']*\.)*)([A-Z][A-Za-z0-9_']*)\.([a-z_][A-Za-z0-9_']*)"
+)
 _MODULE_WORD = re.compile(r"(?<![A-Za-z0-9_'])[A-Z][A-Za-z0-9_']*")
 
 
@@ -251,7 +254,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     if not args.no_fixtures:
         from .context_recall import evaluate, totals
 
-        recall, precision = totals(evaluate(budget))
+        recall, _precision = totals(evaluate(budget))
         print(f"\nfixture tasks (tests/fixtures/projects): recall {recall:.1%}")
 
 

@@ -39,9 +39,7 @@ def clone(project: str, corpora: Path = CORPORA) -> Path:
         if not bundle.exists():
             raise SystemExit(f"no bundle {bundle}: see ../shared/corpora/README.md")
         repo.parent.mkdir(parents=True, exist_ok=True)
-        subprocess.run(
-            ["git", "clone", "-q", "--no-checkout", str(bundle), str(repo)], check=True
-        )
+        subprocess.run(["git", "clone", "-q", "--no-checkout", str(bundle), str(repo)], check=True)
     return repo
 
 
