@@ -121,6 +121,25 @@ def needs_of(case: Case, root: Path, files: dict[str, list[str]]) -> list[Need]:
     return list(out.values())
 
 
+_LOWER_WORD = re.compile(r"(?<![A-Za-z0-9_'.])[a-z_][A-Za-z0-9_']*")
+
+
+def local_needs(case: Case, root: Path) -> list[Need]:
+    """Names the commit's added lines of the target file use unqualified and the target
+    file defines (a secondary measure: the file's own definitions, shown in its lines)."""
+    text = (root / case.target).read_text(encoding="utf-8", errors="replace")
+    out: dict[str, Need] = {}
+    for f in case.files:
+        if f.new != case.target and f.old != case.target:
+            continue
+        for h in f.hunks:
+            for line in h.added:
+                for name in _LOWER_WORD.findall(line):
+                    if name not in out and (lines := defining_lines(text, name)):
+                        out[name] = Need("", name, case.target, tuple(dict.fromkeys(lines)))
+    return list(out.values())
+
+
 @dataclass
 class Column:
     """One way of choosing context: per commit, what it showed and how big it was."""
@@ -145,8 +164,9 @@ class Column:
         return self.hits / self.needs if self.needs else 1.0
 
 
-def ours(case: Case, root: Path, index: WorkspaceIndex, settings: Settings) -> str:
-    """The prompt's text outside the target file, as the pipeline builds it."""
+def ours(case: Case, root: Path, index: WorkspaceIndex, settings: Settings) -> tuple[str, str]:
+    """The prompt's text outside the target file, as the pipeline builds it, and the
+    whole prompt."""
     ws = Workspace(root, index.documents or DocumentStore(), index)
     position = types.Position(line=case.line - 1, character=0)
     req = GenerateRequest(
@@ -156,7 +176,7 @@ def ours(case: Case, root: Path, index: WorkspaceIndex, settings: Settings) -> s
     user = build_messages(prep.context, case.subject)[1].content
     outside = [text for rel, text in render_blocks(prep.context) if rel != prep.context.rel]
     assert all(text in user for text in outside)  # the blocks are what the model reads
-    return "\n\n".join(outside)
+    return "\n\n".join(outside), user
 
 
 def naive(case: Case, root: Path, files: dict[str, list[str]]) -> str:
@@ -202,9 +222,10 @@ def measure(
         index = WorkspaceIndex(root, DocumentStore(), cache)
         index.scan()
         started = time.perf_counter()
-        shown = ours(case, root, index, settings)
+        shown, whole = ours(case, root, index, settings)
         report.slice_ms.append((time.perf_counter() - started) * 1000)
         report.column("ours").score(case, needs, shown)
+        report.column("local").score(case, local_needs(case, root), whole)
         report.column("naive").score(case, needs, naive(case, root, files))
         report.commits += 1
         log(f"{project} {case.commit[:8]} needs {len(needs)}: {case.subject[:60]}")

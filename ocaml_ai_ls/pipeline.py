@@ -15,7 +15,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from .config import Settings
-from .context.slicer import Context, build_context
+from .context.model import Context
+from .context.slicer import build_context
 from .edits.apply import apply_file_edit
 from .edits.model import FileApplyResult, ParseResult
 from .edits.parse import parse_answer

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from .context.slicer import DUNE, FILE, INTERFACE, ROLES, TARGET, Context, Piece
+from .context.model import Context
+from .context.render import render_blocks
 from .providers.base import ChatMessage
 from .verify.result import PARSE_ERROR, CheckError
 
@@ -99,42 +100,6 @@ def system_prompt(strategy: str = DEFAULT_STRATEGY) -> str:
 
 
 SYSTEM_PROMPT = system_prompt()
-
-
-def _file_block(rel: str, pieces: list[Piece], total: int) -> str:
-    """One file's pieces merged into one numbered excerpt; skipped lines shown as `...`."""
-    lines: dict[int, str] = {}
-    for piece in pieces:
-        lines.update(zip(piece.numbers, piece.texts, strict=True))
-    numbers = sorted(lines)
-    width = max(4, len(str(numbers[-1])))
-    out: list[str] = []
-    previous = 0
-    for n in numbers:
-        if n > previous + 1:
-            out.append(f"{'':>{width}}  ...")
-        out.append(f"{n:>{width}}| {lines[n]}")
-        previous = n
-    if previous < total:
-        out.append(f"{'':>{width}}  ...")
-    roles = ", ".join(dict.fromkeys(_describe(p) for p in pieces))
-    return f"### {rel} ({total} lines; {roles})\n```ocaml\n" + "\n".join(out) + "\n```"
-
-
-def _describe(piece: Piece) -> str:
-    return piece.label if piece.rank in (TARGET, FILE, INTERFACE, DUNE) else ROLES[piece.rank]
-
-
-def render_blocks(context: Context) -> list[tuple[str, str]]:
-    """One numbered excerpt per file, `(path, text)`, in the order the model reads them:
-    files in order of their best piece's rank, the file being edited last."""
-    by_file: dict[str, list[Piece]] = {}
-    for piece in sorted(context.pieces, key=lambda p: p.rank):
-        by_file.setdefault(piece.rel, []).append(piece)
-    order = sorted(
-        by_file, key=lambda rel: (rel == context.rel, -min(p.rank for p in by_file[rel]))
-    )
-    return [(rel, _file_block(rel, by_file[rel], context.total_lines.get(rel, 0))) for rel in order]
 
 
 def render_context(context: Context) -> str:

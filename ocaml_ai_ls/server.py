@@ -36,7 +36,7 @@ from .config import (
     read_config_file,
 )
 from .context.index import WorkspaceIndex
-from .context.slicer import Context
+from .context.model import Context
 from .diagnostics import diagnostics_by_uri
 from .documents import DocumentStore
 from .instructions import find_instructions

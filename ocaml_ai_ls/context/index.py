@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -57,6 +58,16 @@ class ModuleUnit:
     def files(self) -> list[SourceFile]:
         """Interface first: it is what other modules see."""
         return [f for f in (self.mli, self.ml) if f is not None]
+
+
+@dataclass(frozen=True)
+class _Names:
+    """What one file contributes to the project's name tables."""
+
+    defined: frozenset[str]
+    used: frozenset[str]
+    qualified: Counter[tuple[str, str]]
+    modules: frozenset[str]
 
 
 @dataclass
@@ -106,8 +117,15 @@ class WorkspaceIndex:
         #: name → files defining it at module level / using it; refreshed lazily.
         self._definers: dict[str, set[Path]] = {}
         self._users: dict[str, set[Path]] = {}
-        self._names_of: dict[Path, tuple[frozenset[str], frozenset[str]]] = {}
+        #: Uses of `M.name` in the whole project, per (M, name) and per M.
+        self._pairs: Counter[tuple[str, str]] = Counter()
+        self._module_uses: Counter[str] = Counter()
+        #: module name → files whose paths go through it.
+        self._naming: dict[str, set[Path]] = {}
+        self._names_of: dict[Path, _Names] = {}
         self._dirty: set[Path] = set()
+        #: Bumped whenever the name tables change (for caches derived from them).
+        self.names_generation = 0
         #: The open document (serial, generation) a file's summary was made from.
         self._read_at: dict[Path, tuple[int, int]] = {}
 
@@ -279,26 +297,67 @@ class WorkspaceIndex:
         self._refresh_names()
         return [self.files[p] for p in self._users.get(name, ()) if p in self.files]
 
+    def uses(self, module: str, name: str) -> int:
+        """How often the project writes `module.name` (the module as written)."""
+        self._refresh_names()
+        return self._pairs.get((module, name), 0)
+
+    def module_uses(self, module: str) -> int:
+        """How often the project writes `module.<anything>`."""
+        self._refresh_names()
+        return self._module_uses.get(module, 0)
+
+    def naming(self, module: str) -> set[Path]:
+        """Files whose paths go through a module of that name."""
+        self._refresh_names()
+        return self._naming.get(module, set())
+
+    def modules_named_in(self, path: Path) -> frozenset[str]:
+        self._refresh_names()
+        names = self._names_of.get(path)
+        return names.modules if names is not None else frozenset()
+
     def _refresh_names(self) -> None:
         with self._lock:
+            if not self._dirty:
+                return
             dirty, self._dirty = self._dirty, set()
+            self.names_generation += 1
             for path in dirty:
-                old_defined, old_used = self._names_of.pop(path, (frozenset(), frozenset()))
-                for name in old_defined:
-                    self._definers.get(name, set()).discard(path)
-                for name in old_used:
-                    self._users.get(name, set()).discard(path)
+                old = self._names_of.pop(path, None)
+                if old is not None:
+                    self._forget(path, old)
                 source = self.files.get(path)
                 summary = source.summary if source is not None else None
                 if summary is None:
                     continue
-                defined = frozenset(d.name for d in summary.definitions)
-                used = summary.used_names
-                self._names_of[path] = (defined, used)
-                for name in defined:
+                new = _Names(
+                    frozenset(d.name for d in summary.definitions),
+                    summary.used_names,
+                    summary.qualified,
+                    summary.modules_named,
+                )
+                self._names_of[path] = new
+                for name in new.defined:
                     self._definers.setdefault(name, set()).add(path)
-                for name in used:
+                for name in new.used:
                     self._users.setdefault(name, set()).add(path)
+                for module in new.modules:
+                    self._naming.setdefault(module, set()).add(path)
+                self._pairs.update(new.qualified)
+                for (module, _), n in new.qualified.items():
+                    self._module_uses[module] += n
+
+    def _forget(self, path: Path, old: _Names) -> None:
+        for name in old.defined:
+            self._definers.get(name, set()).discard(path)
+        for name in old.used:
+            self._users.get(name, set()).discard(path)
+        for module in old.modules:
+            self._naming.get(module, set()).discard(path)
+        self._pairs.subtract(old.qualified)
+        for (module, _), n in old.qualified.items():
+            self._module_uses[module] -= n
 
     # -- module structure -------------------------------------------------------
 

@@ -22,7 +22,7 @@ from typing import TypeVar
 
 from .dune import Stanza
 from .index import ModuleUnit, SourceFile, WorkspaceIndex
-from .summary import MATCHES, Definition, DefKind, Import, RefKind
+from .summary import MATCHES, Definition, DefKind, FileSummary, Import, RefKind
 
 _T = TypeVar("_T")
 _MODULE_KINDS = MATCHES[RefKind.MODULE]
@@ -71,10 +71,45 @@ class Location:
     local_modules: tuple[Definition, ...] = ()
 
 
+_MODULE_SCOPES = frozenset({DefKind.MODULE, DefKind.FUNCTOR, DefKind.MODULE_TYPE})
+
+
+def scope_at(summary: FileSummary, line: int) -> tuple[str, ...]:
+    """The module path inside the file at a 0-based line."""
+    best: tuple[str, ...] = ()
+    for d in summary.definitions:
+        if d.kind in _MODULE_SCOPES and d.sig_end_line < line <= d.end_line:
+            scope = (*d.scope, d.name)
+            if len(scope) > len(best):
+                best = scope
+    return best
+
+
+def location(source: SourceFile, summary: FileSummary, line: int) -> Location:
+    """Where a use at `line` is, with the local opens and modules of its item before it."""
+    chunk = summary.chunk_at(line)
+    opens: tuple[tuple[str, ...], ...] = ()
+    modules: tuple[Definition, ...] = ()
+    if chunk is not None:
+        opens = tuple(
+            i.path
+            for i in summary.imports
+            if i.local and not i.include and chunk.start_line <= i.line <= line <= i.end_line
+        )
+        modules = tuple(d for d in summary.local_modules if d.line <= line <= d.end_line)
+    return Location(source, line, scope_at(summary, line), opens, modules)
+
+
 @dataclass
 class Resolver:
+    """Answers for one request: results are remembered (the index does not change
+    under a request), which keeps projects whose modules open and include each
+    other (`open! Import` everywhere) from being walked again for every name."""
+
     index: WorkspaceIndex
     _memo: dict[tuple[object, ...], list[Found]] = field(default_factory=dict)
+    _modules: dict[tuple[object, ...], list[Module]] = field(default_factory=dict)
+    _members: dict[tuple[object, ...], list[Found]] = field(default_factory=dict)
 
     # -- entry points ---------------------------------------------------------
 
@@ -97,6 +132,13 @@ class Resolver:
         """The modules a module path means at `loc`."""
         if depth > MAX_DEPTH or not path:
             return []
+        key = (tuple(path), loc)
+        memo = self._modules.get(key)
+        if memo is None:
+            memo = self._modules[key] = self._module(path, loc, depth)
+        return memo
+
+    def _module(self, path: Sequence[str], loc: Location, depth: int) -> list[Module]:
         found: list[Module] = []
         for f in self.in_scope(path[0], _MODULE_KINDS, loc, depth):
             found.extend(self.module_of(f, depth + 1))
@@ -230,6 +272,16 @@ class Resolver:
         """Definitions named `name` in a module (interface first, then `include`s)."""
         if depth > MAX_DEPTH:
             return []
+        key = (module, name, kinds)
+        memo = self._members.get(key)
+        if memo is None:
+            self._members[key] = []  # an include cycle finds nothing more
+            memo = self._members[key] = self._member(module, name, kinds, depth)
+        return memo
+
+    def _member(
+        self, module: Module, name: str, kinds: frozenset[DefKind], depth: int
+    ) -> list[Found]:
         if isinstance(module, Wrapper):
             main = [
                 u

@@ -21,7 +21,7 @@ from ..positions import Encoding
 from ..request import GenerateRequest
 from ..workspace import Workspace, find_root, is_inside
 from .index import WorkspaceIndex
-from .slicer import ROLES, Context
+from .model import ROLES, Context
 
 
 class ContextError(Exception):
@@ -69,7 +69,8 @@ def print_context(context: Context, out: TextIO = sys.stdout) -> None:
         width = len(str(p.last_line))
         for n, text in zip(p.numbers, p.texts, strict=True):
             print(f"{n:>{width}}| {text}", file=out)
-    for p in context.dropped:
+    for d in context.dropped:
+        p = d.piece
         where = f"{p.rel}:{p.first_line}-{p.last_line}"
         print(f"\ndropped [{p.rank}] {where} {p.label} ({p.tokens} tokens)", file=out)
 
