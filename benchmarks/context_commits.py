@@ -24,11 +24,12 @@ change. The prompt is the one the pipeline sends (`pipeline.prepare`, then
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import re
 import statistics
-import sys
+import subprocess
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -45,7 +46,7 @@ from ocaml_ai_ls.request import GenerateRequest
 from ocaml_ai_ls.uris import path_to_uri
 from ocaml_ai_ls.workspace import Workspace
 
-from .corpus import CACHE, PROJECTS, Case, cases, checkout, clone
+from .corpus import CACHE, PROJECTS, Case, cases, checkout, clone, git
 
 #: `M.name`, maybe behind other modules (`Lwt.Infix.return`: `Infix.return`).
 _QUALIFIED = re.compile(
@@ -54,16 +55,35 @@ _QUALIFIED = re.compile(
 _MODULE_WORD = re.compile(r"(?<![A-Za-z0-9_'])[A-Z][A-Za-z0-9_']*")
 
 
-def module_files(root: Path) -> dict[str, list[str]]:
+class Tree:
+    """The files of one commit, read straight from git (no checkout needed)."""
+
+    def __init__(self, repo: Path, commit: str) -> None:
+        self.repo = repo
+        self.commit = commit
+        self.paths = git(repo, "ls-tree", "-r", "--name-only", commit).splitlines()
+        self._texts: dict[str, str] = {}
+
+    def read(self, rel: str) -> str:
+        if rel not in self._texts:
+            data = subprocess.run(
+                ["git", "-C", str(self.repo), "show", f"{self.commit}:{rel}"],
+                check=True,
+                capture_output=True,
+            ).stdout
+            self._texts[rel] = data.decode("utf-8", "replace")
+        return self._texts[rel]
+
+
+def module_files(tree: Tree) -> dict[str, list[str]]:
     """Module name → relative paths of the files named after it (`m.ml`, `M.mli`...)."""
     out: dict[str, list[str]] = {}
-    for path in sorted(root.rglob("*.ml*")):
-        if path.suffix not in (".ml", ".mli") or ".git" in path.parts:
+    for rel in sorted(tree.paths):
+        name = rel.rsplit("/", 1)[-1]
+        stem = name.split(".", 1)[0]
+        if not name.endswith((".ml", ".mli")) or not stem:
             continue
-        stem = path.name.split(".", 1)[0]
-        if not stem:
-            continue
-        out.setdefault(stem[0].upper() + stem[1:], []).append(path.relative_to(root).as_posix())
+        out.setdefault(stem[0].upper() + stem[1:], []).append(rel)
     return out
 
 
@@ -101,10 +121,9 @@ class Need:
         return f"{self.module}.{self.name} ({self.file})"
 
 
-def needs_of(case: Case, root: Path, files: dict[str, list[str]]) -> list[Need]:
+def needs_of(case: Case, tree: Tree, files: dict[str, list[str]]) -> list[Need]:
     """What the commit's added lines use from other files of the project."""
     out: dict[tuple[str, str], Need] = {}
-    texts: dict[str, str] = {}
     for line in case.added:
         for m in _QUALIFIED.finditer(line):
             module, name = m.group(2), m.group(3)
@@ -113,9 +132,7 @@ def needs_of(case: Case, root: Path, files: dict[str, list[str]]) -> list[Need]:
             rel = file_of(module, files, case.target)
             if rel is None:
                 continue
-            if rel not in texts:
-                texts[rel] = (root / rel).read_text(encoding="utf-8", errors="replace")
-            lines = defining_lines(texts[rel], name)
+            lines = defining_lines(tree.read(rel), name)
             if lines:
                 out[(module, name)] = Need(module, name, rel, tuple(dict.fromkeys(lines)))
     return list(out.values())
@@ -124,10 +141,10 @@ def needs_of(case: Case, root: Path, files: dict[str, list[str]]) -> list[Need]:
 _LOWER_WORD = re.compile(r"(?<![A-Za-z0-9_'.])[a-z_][A-Za-z0-9_']*")
 
 
-def local_needs(case: Case, root: Path) -> list[Need]:
+def local_needs(case: Case, tree: Tree) -> list[Need]:
     """Names the commit's added lines of the target file use unqualified and the target
     file defines (a secondary measure: the file's own definitions, shown in its lines)."""
-    text = (root / case.target).read_text(encoding="utf-8", errors="replace")
+    text = tree.read(case.target)
     out: dict[str, Need] = {}
     for f in case.files:
         if f.new != case.target and f.old != case.target:
@@ -179,14 +196,11 @@ def ours(case: Case, root: Path, index: WorkspaceIndex, settings: Settings) -> t
     return "\n\n".join(outside), user
 
 
-def naive(case: Case, root: Path, files: dict[str, list[str]]) -> str:
+def naive(case: Case, tree: Tree, files: dict[str, list[str]]) -> str:
     """The whole interface of every module the target file names."""
-    text = (root / case.target).read_text(encoding="utf-8", errors="replace")
+    text = tree.read(case.target)
     chosen = {file_of(m, files, case.target) for m in set(_MODULE_WORD.findall(text))}
-    return "\n\n".join(
-        (root / rel).read_text(encoding="utf-8", errors="replace")
-        for rel in sorted(f for f in chosen if f is not None)
-    )
+    return "\n\n".join(tree.read(rel) for rel in sorted(f for f in chosen if f is not None))
 
 
 @dataclass
@@ -199,37 +213,55 @@ class Report:
     def column(self, name: str) -> Column:
         return self.columns.setdefault(name, Column(name))
 
+    def add(self, other: Report) -> None:
+        self.commits += other.commits
+        self.slice_ms += other.slice_ms
+        for name, col in other.columns.items():
+            mine = self.column(name)
+            mine.hits += col.hits
+            mine.needs += col.needs
+            mine.sizes += col.sizes
+            mine.missed += col.missed
 
-def measure(
-    project: str,
-    limit: int,
-    settings: Settings,
-    log: Callable[[str], None] = lambda s: None,
-    all_commits: bool = False,
-) -> Report:
+
+def select(project: str, limit: int, all_commits: bool = False) -> list[Case]:
+    """The newest `limit` small commits of a project whose change needs something from
+    other files (all small commits with `all_commits`)."""
     repo = clone(project)
-    report = Report(project)
-    cache = ChunkCache(maxsize=200_000)  # one per project: commits share most files
-    work = CACHE / "work" / project
+    out: list[Case] = []
     for case in cases(project, limit * 10, repo):
-        if report.commits >= limit:
+        if len(out) >= limit:
             break
-        root = checkout(repo, case.parent, work)
-        files = module_files(root)
-        needs = needs_of(case, root, files)
-        if not needs and not all_commits:
-            continue
+        tree = Tree(repo, case.parent)
+        if all_commits or needs_of(case, tree, module_files(tree)):
+            out.append(case)
+    return out
+
+
+def measure(job: tuple[int, list[Case], Settings]) -> list[Report]:
+    """Every case of one worker: each project's cases in one work tree of the worker's
+    own, with one chunk cache (commits share most files)."""
+    number, chosen, settings = job
+    reports: dict[str, Report] = {}
+    caches: dict[str, ChunkCache] = {}
+    for case in chosen:
+        repo = clone(case.project)
+        report = reports.setdefault(case.project, Report(case.project))
+        cache = caches.setdefault(case.project, ChunkCache(maxsize=200_000))
+        root = checkout(repo, case.parent, CACHE / "work" / f"{case.project}-{number}")
+        tree = Tree(repo, case.parent)
+        files = module_files(tree)
+        needs = needs_of(case, tree, files)
         index = WorkspaceIndex(root, DocumentStore(), cache)
         index.scan()
         started = time.perf_counter()
         shown, whole = ours(case, root, index, settings)
         report.slice_ms.append((time.perf_counter() - started) * 1000)
         report.column("ours").score(case, needs, shown)
-        report.column("local").score(case, local_needs(case, root), whole)
-        report.column("naive").score(case, needs, naive(case, root, files))
+        report.column("local").score(case, local_needs(case, tree), whole)
+        report.column("naive").score(case, needs, naive(case, tree, files))
         report.commits += 1
-        log(f"{project} {case.commit[:8]} needs {len(needs)}: {case.subject[:60]}")
-    return report
+    return list(reports.values())
 
 
 def print_table(report: Report) -> None:
@@ -254,7 +286,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         "--all-commits", action="store_true", help="count commits that need nothing too"
     )
     parser.add_argument("--misses", action="store_true", help="list every missed need")
-    parser.add_argument("--verbose", action="store_true", help="a line per commit")
+    parser.add_argument("--jobs", type=int, default=2, help="worker processes")
     parser.add_argument("--no-fixtures", action="store_true", help="skip the fixture tasks")
     args = parser.parse_args(argv)
     settings = Settings()
@@ -264,9 +296,16 @@ def main(argv: Sequence[str] | None = None) -> None:
         settings = replace(settings, context=replace(settings.context, budget_tokens=args.budget))
     budget = settings.context.budget_tokens
     print(f"context on real commits: default settings, budget {budget} tokens")
-    log = (lambda s: print(s, file=sys.stderr)) if args.verbose else (lambda s: None)
-    for project in args.projects.split(","):
-        report = measure(project, args.commits, settings, log, args.all_commits)
+    projects = args.projects.split(",")
+    chosen = [c for p in projects for c in select(p, args.commits, args.all_commits)]
+    jobs = [(k, chosen[k :: args.jobs], settings) for k in range(args.jobs)]
+    with multiprocessing.Pool(args.jobs) as pool:
+        parts = pool.map(measure, jobs)
+    totals = {p: Report(p) for p in projects}
+    for part in parts:
+        for report in part:
+            totals[report.project].add(report)
+    for report in totals.values():
         print_table(report)
         if args.misses:
             for col in report.columns.values():

@@ -69,6 +69,8 @@ MAX_PER_USE = 3
 #: What a word of the instruction may name, tried in this order.
 _WORD_KINDS_UPPER = (RefKind.CONSTRUCTOR, RefKind.MODULE)
 _WORD_KINDS_LOWER = (RefKind.VALUE, RefKind.TYPE, RefKind.FIELD)
+#: Mentions of a module this close to the target count NEAR_MENTION times.
+NEAR_MENTION, NEAR_MENTION_LINES = 3, 50
 #: `M.` in the text of the file, comments included (`(*$T CCInt.equal ... *)` tests).
 _MODULE_DOT = re.compile(r"(?<![A-Za-z0-9_'.])([A-Z][A-Za-z0-9_']*)\.")
 
@@ -111,6 +113,11 @@ def outline(summary: FileSummary) -> list[int]:
         if not imp.local:
             keep.add(imp.line)
     return sorted(keep)
+
+
+def closeness_at(distance: int) -> float:
+    """How near a definition `distance` lines from the target is (1 at the target)."""
+    return 1 / (1 + distance / NEAR_LINES)
 
 
 def collect(
@@ -249,7 +256,7 @@ class _Collector:
             if d.kind not in (DefKind.CONSTRUCTOR, DefKind.FIELD) and not start <= d.line <= end
         ]
         distances = [min(abs(d.line - start), abs(d.line - end)) for d in defs]
-        closeness = [1 / (1 + distance / NEAR_LINES) for distance in distances]
+        closeness = [closeness_at(distance) for distance in distances]
         total = sum(closeness) or 1.0
         for d, distance, close in zip(defs, distances, closeness, strict=True):
             score = min(NEAR, LOCAL_USED * close / total)
@@ -435,7 +442,7 @@ class _Collector:
             for i in r.summary.imports
             if not i.local and i.line < line and scope[: len(i.scope)] == i.scope
         ]
-        named = Counter(_MODULE_DOT.findall("\n".join(r.lines)))
+        named = self._mentions(line)
         neighbours = [
             p
             for p in self.index.files
@@ -445,9 +452,8 @@ class _Collector:
         if self.own is not None and not other_whole:
             other = sibling(r.path)
             if other is not None and other in self.index.files:
-                half = InScope(
-                    UnitScope(self.own), OTHER_HALF, "the other half of this module", INTERFACE
-                )
+                why = "the other half of this module"
+                half = InScope(UnitScope(self.own), OTHER_HALF, why, INTERFACE, self._closeness())
                 chosen.append(half)
         chosen += modules_in_scope(
             index=self.index,
@@ -481,6 +487,29 @@ class _Collector:
                         c.brief,
                     )
                 yield c
+
+    def _mentions(self, line: int) -> Counter[str]:
+        """`M.` written in the file (comments too: `(*$T CCInt.equal ... *)` tests), each
+        mention near the target counting NEAR_MENTION times."""
+        out: Counter[str] = Counter()
+        for n, text in enumerate(self.r.lines):
+            if "." in text:
+                near = abs(n - line) <= NEAR_MENTION_LINES
+                for name in _MODULE_DOT.findall(text):
+                    out[name] += NEAR_MENTION if near else 1
+        return out
+
+    def _closeness(self) -> dict[str, float]:
+        """How near the target each definition of this file is, by name."""
+        r = self.r
+        if r.summary is None or r.span is None:
+            return {}
+        start, end = r.span
+        out: dict[str, float] = {}
+        for d in r.summary.definitions:
+            distance = 0 if start <= d.line <= end else min(abs(d.line - start), abs(d.line - end))
+            out[d.name] = max(out.get(d.name, 0.0), closeness_at(distance))
+        return out
 
     def other_file(self, module: InScope) -> Path | None:
         """Entries of the request's own module come from the other half, not this file."""

@@ -288,14 +288,14 @@ class WorkspaceIndex:
     # -- names ------------------------------------------------------------------
 
     def definers(self, name: str) -> list[SourceFile]:
-        """Files with a module-level definition named `name`."""
+        """Files with a module-level definition named `name`, in path order."""
         self._refresh_names()
-        return [self.files[p] for p in self._definers.get(name, ()) if p in self.files]
+        return [self.files[p] for p in sorted(self._definers.get(name, ())) if p in self.files]
 
     def users(self, name: str) -> list[SourceFile]:
-        """Files that use a path ending in `name`."""
+        """Files that use a path ending in `name`, in path order."""
         self._refresh_names()
-        return [self.files[p] for p in self._users.get(name, ()) if p in self.files]
+        return [self.files[p] for p in sorted(self._users.get(name, ())) if p in self.files]
 
     def uses(self, module: str, name: str) -> int:
         """How often the project writes `module.name` (the module as written)."""

@@ -32,6 +32,8 @@ ROLES = {
 #: A piece costs this much on top of its lines: the `...` line that separates it
 #: from the file's other pieces in the prompt.
 GAP_TOKENS = 3
+#: The first piece of a file costs this much more: the file's header and fences.
+FILE_TOKENS = 20
 
 
 def estimate_tokens(lines: Iterable[str]) -> int:
@@ -151,11 +153,16 @@ class Context:
     def tokens(self) -> int:
         """What the pieces cost as `pack` counted them: a line shown twice, once."""
         shown: set[tuple[str, int]] = set()
+        files: set[str] = set()
         total = 0
         for p in self.pieces:
             new = [t for n, t in zip(p.numbers, p.texts, strict=True) if (p.rel, n) not in shown]
             shown.update((p.rel, n) for n in p.numbers)
-            total += estimate_tokens(new) + GAP_TOKENS if new else 0
+            if new:
+                total += (
+                    estimate_tokens(new) + GAP_TOKENS + (FILE_TOKENS if p.rel not in files else 0)
+                )
+                files.add(p.rel)
         return total
 
     @property

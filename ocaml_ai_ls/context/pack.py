@@ -13,12 +13,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from .model import GAP_TOKENS, TARGET, Candidate, Dropped, Piece, estimate_tokens
+from .model import FILE_TOKENS, GAP_TOKENS, TARGET, Candidate, Dropped, Piece, estimate_tokens
 
 #: From this score on a candidate is shown in full (with its doc comment).
 FULL_SCORE = 0.5
 #: The share of the budget that files other than the one being edited may take.
-OTHER_FILES_SHARE = 2 / 3
+OTHER_FILES_SHARE = 0.6
 #: Dropped candidates reported, at most (the best of them).
 MAX_DROPPED = 40
 
@@ -37,6 +37,7 @@ def pack(
     its own definitions however much the rest of the project offers.
     """
     shown: dict[str, set[int]] = {}
+    files: set[str] = set()
     kept: list[Piece] = []
     dropped: list[Dropped] = []
     used = 0
@@ -56,12 +57,14 @@ def pack(
                 taken = True  # everything is shown already
                 break
             cost = estimate_tokens(texts[n] for n in new) + GAP_TOKENS
+            cost += FILE_TOKENS if c.rel not in files else 0
             away = c.rel != home
             if c.role == TARGET or (
                 used + cost <= budget and (not away or used_elsewhere + cost <= elsewhere)
             ):
                 used += cost
                 used_elsewhere += cost if away else 0
+                files.add(c.rel)
                 seen.update(new)
                 brief = form is not c.lines
                 label = f"{c.label} (signature)" if brief else c.label
@@ -89,6 +92,8 @@ def pack(
                 c.score,
                 c.reason,
             )
-            left = min(budget - used, elsewhere - used_elsewhere) if c.rel != home else budget - used
+            left = (
+                min(budget - used, elsewhere - used_elsewhere) if c.rel != home else budget - used
+            )
             dropped.append(Dropped(piece, f"needs {cost} tokens, {left} left"))
     return kept, dropped
