@@ -22,7 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ocaml_ai_ls.context.index import WorkspaceIndex
-from ocaml_ai_ls.context.slicer import DEFINITION, TYPE, Context, build_context
+from ocaml_ai_ls.context.model import DEFINITION, TYPE, Context
+from ocaml_ai_ls.context.slicer import build_context
 from ocaml_ai_ls.documents import DocumentStore
 from ocaml_ai_ls.positions import encode
 from ocaml_ai_ls.workspace import Workspace

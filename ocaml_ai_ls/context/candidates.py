@@ -58,12 +58,14 @@ OTHER_HALF_WHOLE = 0.85
 DECLARES_TARGET = 0.95
 OTHER_HALF = 0.9
 USED = 0.9
-USED_CONSTRUCTOR = 0.8
+USED_CONSTRUCTOR = 0.5
 THROUGH = 0.7
-SIGNATURE_TYPE = 0.6
+SIGNATURE_TYPE = 0.25
 INSTRUCTION = 0.85
-DUNE_STANZA = 0.3
-FIRST_CALLER, NEXT_CALLER = 0.25, 0.02
+#: A plain word of the instruction ("check", "exceptions") that names something in scope.
+INSTRUCTION_WORD = 0.3
+DUNE_STANZA = 0.1
+FIRST_CALLER, NEXT_CALLER = 0.1, 0.005
 #: At most this many definitions are taken for one use (an ambiguous name).
 MAX_PER_USE = 3
 #: What a word of the instruction may name, tried in this order.
@@ -398,22 +400,28 @@ class _Collector:
         loc = location(r.source, r.summary, r.span[0] if r.span is not None else 0)
         for word in self.words.identifiers:
             path = tuple(word.split("."))
-            found = self._lookup(path, loc)
-            if not found and len(path) == 1 and word.endswith("s"):  # "removes": remove
-                found = self._lookup((word[:-1],), loc)
+            # `Lwt.all`, `bind_error`, `Shape`: a name; "check", "exceptions": maybe one
+            prose = word.isalpha() and word.islower()
+            found = self._lookup(path, loc, prose)
+            if not found and prose and word.endswith("s"):  # "removes": remove
+                found = self._lookup((word[:-1],), loc, prose)
+            score = INSTRUCTION_WORD if prose else INSTRUCTION
             for f in found[:MAX_PER_USE]:
                 if not self._in_target(f):
-                    c = self.definition(
-                        DEFINITION, f, INSTRUCTION, "named in the instruction", word
-                    )
+                    c = self.definition(DEFINITION, f, score, "named in the instruction", word)
                     if c is not None:
                         yield c
 
-    def _lookup(self, path: tuple[str, ...], loc: Location) -> list[Found]:
+    def _lookup(self, path: tuple[str, ...], loc: Location, prose: bool = False) -> list[Found]:
+        """What a word of the instruction names at the target; a prose word only what is
+        in scope there, not the project-wide lookup of types and fields by name."""
         name = path[-1]
         kinds = _WORD_KINDS_UPPER if name[:1].isupper() else _WORD_KINDS_LOWER
         for kind in kinds:
-            found = self.resolver.resolve(path, kind, loc)
+            if prose:
+                found = self.resolver.in_scope(name, MATCHES[kind], loc, 0)
+            else:
+                found = self.resolver.resolve(path, kind, loc)
             if found:
                 return found
         if len(path) > 1:
@@ -489,14 +497,25 @@ class _Collector:
                 yield c
 
     def _mentions(self, line: int) -> Counter[str]:
-        """`M.` written in the file (comments too: `(*$T CCInt.equal ... *)` tests), each
-        mention near the target counting NEAR_MENTION times."""
+        """Modules the file names: `M.` in its text (comments too: `(*$T CCInt.equal ... *)`
+        tests) and module paths that stand alone (`module Int63 = Int63`, `open M`),
+        each mention near the target counting NEAR_MENTION times."""
         out: Counter[str] = Counter()
+
+        def mention(name: str, at: int) -> None:
+            out[name] += NEAR_MENTION if abs(at - line) <= NEAR_MENTION_LINES else 1
+
         for n, text in enumerate(self.r.lines):
             if "." in text:
-                near = abs(n - line) <= NEAR_MENTION_LINES
                 for name in _MODULE_DOT.findall(text):
-                    out[name] += NEAR_MENTION if near else 1
+                    mention(name, n)
+        if self.r.summary is not None:
+            for ref in self.r.summary.references:
+                if ref.kind is RefKind.MODULE and len(ref.path) == 1:
+                    mention(ref.path[0], ref.line)
+            for imp in self.r.summary.imports:
+                if len(imp.path) == 1:
+                    mention(imp.path[0], imp.line)
         return out
 
     def _closeness(self) -> dict[str, float]:

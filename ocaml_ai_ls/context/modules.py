@@ -35,9 +35,9 @@ from .summary import FULL_KINDS, Definition, DefKind, FileSummary
 from .words import Words
 
 #: Weights of a module, by why it is in scope.
-USED_BY_TARGET = 0.9
-NAMED_IN_INSTRUCTION = 0.9
-OPENED = 0.5
+USED_BY_TARGET = 0.35
+NAMED_IN_INSTRUCTION = 0.3
+OPENED = 0.2
 #: Modules a change uses, about: a named module's weight is this times its share
 #: of the file's module mentions, between NAMED_MIN and NAMED_MAX.
 MODULES_USED = 3.0
@@ -47,18 +47,19 @@ NEIGHBOURS = 0.4
 MIN_NEIGHBOUR_SHARE = 0.02
 MAX_NEIGHBOUR_MODULES = 40
 #: A module whose name shares words with the instruction (`unix` and `Lwt_unix`).
-WORD_MATCH = 0.4
+WORD_MATCH = 0.1
 MAX_WORD_MODULES = 5
 #: Smoothing of the usage counts (a few uses of an entry no one writes yet).
 SMOOTHING = 0.3
-#: How many of a module's entries a change that uses it reaches for, about.
-ENTRIES_USED = 3.0
+#: How many of a module's entries a change that uses it reaches for, about (more
+#: of the other half of the module being edited).
+ENTRIES_USED, OWN_ENTRIES_USED = 3.0, 5.0
 #: λ and μ: how much an entry's share follows usage and closeness (the rest is even).
 USAGE, CLOSE_USAGE, CLOSENESS = 0.7, 0.3, 0.5
 #: How much more likely an entry is when this file already writes `M.name`.
 IN_FILE = 3.0
 #: An entry named in the instruction is at least this likely; words in common raise it.
-NAMED_ENTRY, SHARED_WORDS = 0.5, 4.0
+NAMED_ENTRY, SHARED_WORDS = 0.5, 2.0
 #: A module's main type `t` is at least this likely.
 MAIN_TYPE = 0.3
 #: Entries of a module type (`module type S = sig ... end`) are not `M.name` themselves.
@@ -234,7 +235,7 @@ def entries(
         if close_total and close[i]:
             share += close_part * close[i] / close_total
             why.append("defined near the target")
-        p = ENTRIES_USED * share
+        p = (ENTRIES_USED if chosen.role == MODULE else OWN_ENTRIES_USED) * share
         if usage[i]:
             why.append(f"{written_as(d)}.{d.name} is written {usage[i]}× in the project")
         if here := here_uses.get((written_as(d), d.name), 0):

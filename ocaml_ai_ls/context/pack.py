@@ -1,99 +1,117 @@
 """Packing: the best candidates that fit the token budget, as pieces of the prompt.
 
-The target is always kept. The others go by score, best first: a candidate
-likely enough to be needed (`FULL_SCORE`) is shown whole (a definition with
-its doc comment), a less likely one by its brief form (the bare signature),
-so many far entries fit where a few documented ones would. A candidate is
-never cut: what does not fit is dropped whole, and packing goes on with the
-next, smaller ones. A line already shown costs nothing again; a candidate
-with nothing new is left out.
+The target is always kept. The others are a knapsack: each is worth its score
+(how likely the change needs it) and costs its tokens, so they are taken by
+score per token, best first; a few signatures that are each fairly likely
+beat one long stanza that is seldom needed. A candidate goes in by its brief
+form (the bare signature); a likely one (`FULL_SCORE`) whose doc comment is
+short enough (`DOC_TOKENS`) goes in whole. A candidate is never cut: what
+does not fit is dropped whole, and packing goes on with the next, smaller
+ones. A line already shown costs nothing again; a candidate with nothing new
+is left out.
+
+Files other than the one being edited share at most `OTHER_FILES_SHARE` of
+the budget, so that file keeps room for its own definitions however much
+the rest of the project offers.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from .model import FILE_TOKENS, GAP_TOKENS, TARGET, Candidate, Dropped, Piece, estimate_tokens
 
-#: From this score on a candidate is shown in full (with its doc comment).
+#: From this score on a candidate is shown whole when its extra lines are few.
 FULL_SCORE = 0.5
+#: What the whole form of a likely candidate may cost beyond its brief form.
+DOC_TOKENS = 80
 #: The share of the budget that files other than the one being edited may take.
 OTHER_FILES_SHARE = 0.6
 #: Dropped candidates reported, at most (the best of them).
 MAX_DROPPED = 40
 
 
-def _order(candidate: Candidate) -> tuple[bool, float, int]:
-    return (candidate.role != TARGET, -candidate.score, candidate.role)
+@dataclass
+class _Budget:
+    total: int
+    elsewhere: int
+    home: str
+    used: int = 0
+    used_elsewhere: int = 0
+
+    def left(self, rel: str) -> int:
+        if rel == self.home:
+            return self.total - self.used
+        return min(self.total - self.used, self.elsewhere - self.used_elsewhere)
+
+    def take(self, rel: str, cost: int) -> None:
+        self.used += cost
+        if rel != self.home:
+            self.used_elsewhere += cost
+
+
+def _cost(c: Candidate, form: tuple[int, ...], texts: dict[int, str], seen: set[int]) -> int:
+    new = [n for n in form if n not in seen]
+    return estimate_tokens(texts[n] for n in new) + GAP_TOKENS if new else 0
 
 
 def pack(
     candidates: Sequence[Candidate], budget: int, home: str = ""
 ) -> tuple[list[Piece], list[Dropped]]:
-    """Pieces in the order they were taken, and the best of what did not fit.
-
-    Files other than `home` (the file being edited) share at most
-    `OTHER_FILES_SHARE` of the budget, so the file being edited keeps room for
-    its own definitions however much the rest of the project offers.
-    """
+    """Pieces in the order they were taken, and the best of what did not fit
+    (`home`: the file being edited)."""
     shown: dict[str, set[int]] = {}
-    files: set[str] = set()
+    left = _Budget(budget, int(budget * OTHER_FILES_SHARE), home)
     kept: list[Piece] = []
-    dropped: list[Dropped] = []
-    used = 0
-    used_elsewhere = 0
-    elsewhere = int(budget * OTHER_FILES_SHARE)
-    for c in sorted(candidates, key=_order):  # stable: equal scores keep their order
-        seen = shown.setdefault(c.rel, set())
-        forms = [c.lines] if c.score >= FULL_SCORE or not c.brief else [c.brief]
-        if c.brief and forms[0] is c.lines and c.brief != c.lines:
-            forms.append(c.brief)  # in full if it fits, else briefly
+    missed: list[tuple[Candidate, tuple[int, ...], int]] = []
+
+    def density(c: Candidate) -> tuple[bool, float]:
+        if not c.brief:
+            return (c.role != TARGET, -c.score / (estimate_tokens(c.texts) + GAP_TOKENS))
         texts = dict(zip(c.lines, c.texts, strict=True))
-        taken = False
-        cost = 0
-        for form in forms:
-            new = [n for n in form if n not in seen]
-            if not new:
-                taken = True  # everything is shown already
-                break
-            cost = estimate_tokens(texts[n] for n in new) + GAP_TOKENS
-            cost += FILE_TOKENS if c.rel not in files else 0
-            away = c.rel != home
-            if c.role == TARGET or (
-                used + cost <= budget and (not away or used_elsewhere + cost <= elsewhere)
-            ):
-                used += cost
-                used_elsewhere += cost if away else 0
-                files.add(c.rel)
-                seen.update(new)
-                brief = form is not c.lines
-                label = f"{c.label} (signature)" if brief else c.label
-                kept.append(
-                    Piece(
-                        c.role,
-                        c.rel,
-                        tuple(n + 1 for n in form),
-                        tuple(texts[n] for n in form),
-                        label,
-                        c.score,
-                        c.reason,
-                    )
-                )
-                taken = True
-                break
-        if not taken and len(dropped) < MAX_DROPPED:
-            form = forms[-1]
-            piece = Piece(
-                c.role,
-                c.rel,
-                tuple(n + 1 for n in form),
-                tuple(texts[n] for n in form),
-                c.label,
-                c.score,
-                c.reason,
-            )
-            left = (
-                min(budget - used, elsewhere - used_elsewhere) if c.rel != home else budget - used
-            )
-            dropped.append(Dropped(piece, f"needs {cost} tokens, {left} left"))
+        return (
+            c.role != TARGET,
+            -c.score / (estimate_tokens(texts[n] for n in c.brief) + GAP_TOKENS),
+        )
+
+    for c in sorted(candidates, key=density):  # stable: equal values keep their order
+        seen = shown.setdefault(c.rel, set())
+        texts = dict(zip(c.lines, c.texts, strict=True))
+        form = c.brief or c.lines
+        cost = _cost(c, form, texts, seen)
+        if cost == 0:
+            continue  # everything is shown already
+        cost += FILE_TOKENS if not seen else 0
+        if c.role != TARGET and cost > left.left(c.rel):
+            missed.append((c, form, cost))
+            continue
+        if c.brief and c.score >= FULL_SCORE:
+            extra = _cost(c, c.lines, texts, seen) - _cost(c, c.brief, texts, seen)
+            if extra <= DOC_TOKENS and cost + extra <= left.left(c.rel):
+                form, cost = c.lines, cost + extra
+        left.take(c.rel, cost)
+        seen.update(form)
+        label = f"{c.label} (signature)" if form is not c.lines else c.label
+        kept.append(_piece(c, form, texts, label))
+    missed.sort(key=lambda m: -m[0].score)
+    dropped = [
+        Dropped(
+            _piece(c, form, dict(zip(c.lines, c.texts, strict=True)), c.label),
+            f"needs {cost} tokens, {left.left(c.rel)} left",
+        )
+        for c, form, cost in missed[:MAX_DROPPED]
+    ]
     return kept, dropped
+
+
+def _piece(c: Candidate, form: tuple[int, ...], texts: dict[int, str], label: str) -> Piece:
+    return Piece(
+        c.role,
+        c.rel,
+        tuple(n + 1 for n in form),
+        tuple(texts[n] for n in form),
+        label,
+        c.score,
+        c.reason,
+    )

@@ -230,9 +230,12 @@ class Resolver:
         own = self.index.unit_of(file.path)
         stanza = own.stanza if own is not None else None
         found: list[Module] = []
-        for unit in self.index.units_named(name):
-            if unit is own:
-                continue
+        named = [u for u in self.index.units_named(name) if u is not own]
+        if stanza is None and own is not None:
+            # no dune stanza (an old jbuild, a plain directory): the compiler's include
+            # path starts with the file's own directory
+            named = [u for u in named if u.dir == own.dir] or named
+        for unit in named:
             if stanza is None or unit.stanza == stanza:
                 found.append(UnitScope(unit))
         if stanza is not None:
