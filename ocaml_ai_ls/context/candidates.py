@@ -54,9 +54,10 @@ FILE_OPENS = 0.9
 NEAR, NEAR_LINES, LOCAL_USED = 0.7, 40.0, 3.0
 FAR = 0.02
 FILE_TYPE = 0.3
-OTHER_HALF_WHOLE = 0.85
-DECLARES_TARGET = 0.95
 OTHER_HALF = 0.9
+#: Every entry of a small other half (whole, it costs at most `full_file_tokens`) is
+#: at least this likely.
+SMALL_HALF = 0.6
 USED = 0.9
 USED_CONSTRUCTOR = 0.5
 THROUGH = 0.7
@@ -150,13 +151,9 @@ class _Collector:
         yield from self.current_file(full_file_tokens)
         if self.r.kind is None:
             return
-        other_whole = False
-        for c in self.other_half_whole(full_file_tokens):
-            other_whole = True
-            yield c
         yield from self.uses()
         yield from self.named()
-        yield from self.modules(other_whole)
+        yield from self.modules(full_file_tokens)
         yield from self.dune()
         yield from self.callers(max_callers)
 
@@ -278,29 +275,6 @@ class _Collector:
             )
             if c is not None:
                 yield c
-
-    # -- the other half of the module -----------------------------------------------
-
-    def other_half_whole(self, full_file_tokens: int) -> Iterator[Candidate]:
-        """The other half whole when it is small (else its entries come with the modules)."""
-        other = sibling(self.r.path)
-        lines = self.read(other) if other is not None else None
-        if other is None or lines is None:
-            return
-        if estimate_tokens(lines) > full_file_tokens and self.index.summary(other) is not None:
-            return
-        what = "interface" if other.suffix == ".mli" else "implementation"
-        c = self.candidate(
-            INTERFACE,
-            self.index.rel(other),
-            lines,
-            range(len(lines)),
-            OTHER_HALF_WHOLE,
-            "the other half of the module is small",
-            f"the {what} of this module",
-        )
-        if c is not None:
-            yield c
 
     # -- what the target uses --------------------------------------------------------
 
@@ -438,7 +412,7 @@ class _Collector:
 
     # -- the modules in scope ---------------------------------------------------------
 
-    def modules(self, other_whole: bool) -> Iterator[Candidate]:
+    def modules(self, full_file_tokens: int) -> Iterator[Candidate]:
         r = self.r
         if r.summary is None or r.source is None:
             return
@@ -457,12 +431,20 @@ class _Collector:
             if p.parent == r.path.parent and p.with_suffix("") != r.path.with_suffix("")
         ]
         chosen: list[InScope] = []
-        if self.own is not None and not other_whole:
-            other = sibling(r.path)
-            if other is not None and other in self.index.files:
-                why = "the other half of this module"
-                half = InScope(UnitScope(self.own), OTHER_HALF, why, INTERFACE, self._closeness())
-                chosen.append(half)
+        other = sibling(r.path)
+        if self.own is not None and other is not None and other in self.index.files:
+            lines = self.read(other)
+            small = lines is not None and estimate_tokens(lines) <= full_file_tokens
+            half = InScope(
+                UnitScope(self.own),
+                OTHER_HALF,
+                "the other half of this module" + (" (small: all of it)" if small else ""),
+                INTERFACE,
+                self._closeness(),
+                SMALL_HALF if small else 0.0,
+                frozenset(self._target_names()),
+            )
+            chosen.append(half)
         chosen += modules_in_scope(
             index=self.index,
             resolver=self.resolver,
@@ -475,26 +457,9 @@ class _Collector:
             neighbours=neighbours,
         )
         here_uses = r.summary.qualified
-        target_names = self._target_names()
         for module in chosen:
-            for c in entries(
-                module, self.index, self.read, here_uses, self.words, self.other_file(module)
-            ):
-                if (
-                    module.role == INTERFACE
-                    and c.label.split(":")[0].rsplit(".", 1)[-1] in target_names
-                ):
-                    c = Candidate(
-                        c.role,
-                        c.rel,
-                        c.lines,
-                        c.texts,
-                        DECLARES_TARGET,
-                        "declares the target",
-                        c.label,
-                        c.brief,
-                    )
-                yield c
+            path = other if module.role == INTERFACE else None
+            yield from entries(module, self.index, self.read, here_uses, self.words, path)
 
     def _mentions(self, line: int) -> Counter[str]:
         """Modules the file names: `M.` in its text (comments too: `(*$T CCInt.equal ... *)`
@@ -529,10 +494,6 @@ class _Collector:
             distance = 0 if start <= d.line <= end else min(abs(d.line - start), abs(d.line - end))
             out[d.name] = max(out.get(d.name, 0.0), closeness_at(distance))
         return out
-
-    def other_file(self, module: InScope) -> Path | None:
-        """Entries of the request's own module come from the other half, not this file."""
-        return sibling(self.r.path) if module.role == INTERFACE else None
 
     def _target_names(self) -> set[str]:
         r = self.r

@@ -64,6 +64,8 @@ NAMED_ENTRY, SHARED_WORDS = 0.5, 2.0
 MAIN_TYPE = 0.3
 #: Entries of a module type (`module type S = sig ... end`) are not `M.name` themselves.
 MODULE_TYPE_MEMBER = 0.3
+#: The declaration of the target in the other half (`val f` for the `let f` being edited).
+DECLARES_TARGET = 0.95
 #: A type shown whole in its brief form up to this many lines (else its first line).
 BRIEF_TYPE_LINES = 10
 
@@ -82,6 +84,10 @@ class InScope:
     reason: str
     role: int = MODULE
     closeness: Mapping[str, float] | None = None
+    #: Every entry is at least this likely (a small other half: show all of it).
+    floor: float = 0.0
+    #: Names of the target: their entries declare it (the `val` of the edited `let`).
+    declares: frozenset[str] = frozenset()
 
 
 def named_weights(named: Mapping[str, float]) -> dict[str, float]:
@@ -169,11 +175,10 @@ def modules_in_scope(
 def _modules_named(
     name: str, index: WorkspaceIndex, resolver: Resolver, here: Location
 ) -> list[Module]:
-    """What a module name means at the target; when that is nothing the project
-    defines (an alias of a library outside it), the project's units of that name."""
+    """What a module name means at the target, and the project's own unit of that name:
+    a prelude's alias (`module Sys = Sys0` in base's `Import`) or one to a library
+    outside the project still leaves `Sys.getenv` where the project's `sys.mli` says."""
     found = resolver.module((name,), here, 0)
-    if any(isinstance(m, UnitScope) and not m.scope for m in found):
-        return found
     own = index.unit_of(here.file.path)
     named = [u for u in index.units_named(name) if u is not own]
     same = [u for u in named if own is not None and u.stanza == own.stanza]
@@ -250,12 +255,17 @@ def entries(
         if d.kind is DefKind.TYPE and d.name == "t" and len(d.scope) == len(module.scope):
             p = max(p, MAIN_TYPE)
             why.append("the module's main type")
+        p = max(p, chosen.floor)
         enclosing = [
             headers[d.scope[:k]] for k in range(1, len(d.scope) + 1) if d.scope[:k] in headers
         ]
         if any(kind is DefKind.MODULE_TYPE for kind, _ in enclosing):
             p *= MODULE_TYPE_MEMBER
         head = [n for _, numbers in enclosing for n in numbers]
+        score = chosen.weight * min(p, 1.0)
+        if d.name in chosen.declares and len(d.scope) == len(module.scope):
+            score = DECLARES_TARGET
+            why = ["declares the target"]
         candidate = _candidate(chosen, source, lines, d, head)
         if candidate is not None:
             yield Candidate(
@@ -263,7 +273,7 @@ def entries(
                 candidate.rel,
                 candidate.lines,
                 candidate.texts,
-                chosen.weight * min(p, 1.0),
+                score,
                 "; ".join(why),
                 f"{written_as(d)}.{d.name}: {d.kind}",
                 candidate.brief,

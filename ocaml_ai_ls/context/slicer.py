@@ -18,7 +18,7 @@ from ..workspace import FileText, Workspace
 from .candidates import Request, collect
 from .index import SourceFile, WorkspaceIndex
 from .items import enclosing_item
-from .model import Context, Target, split_lines
+from .model import Context, Target, estimate_tokens, split_lines
 from .pack import pack
 from .parsing import SourceKind, parse
 from .summary import summarize
@@ -38,15 +38,39 @@ class _Texts:
         return self._lines[path]
 
 
+def narrow(
+    lines: list[str], span: tuple[int, int], around: tuple[int, int], limit: int
+) -> tuple[int, int]:
+    """The lines of an item that cost more than `limit` tokens narrowed to a window
+    around the selection (`around`, 0-based lines, kept whole), growing both ways
+    until the window costs `limit`: a 600-line test list is not the model's to
+    rewrite, the part at the cursor is."""
+    start, end = span
+    if estimate_tokens(lines[start : end + 1]) <= limit:
+        return span
+    lo, hi = max(start, min(around[0], end)), min(end, max(around[1], start))
+    cost = estimate_tokens(lines[lo : hi + 1])
+    while cost < limit and (lo > start or hi < end):
+        if lo > start:
+            lo -= 1
+            cost += estimate_tokens([lines[lo]])
+        if hi < end and cost < limit:
+            hi += 1
+            cost += estimate_tokens([lines[hi]])
+    return lo, hi
+
+
 def read_request(
     index: WorkspaceIndex,
     current: FileText,
     text: str,
     selection: tuple[int, int] | None,
     instruction: str,
+    max_target_tokens: int = 1500,
 ) -> Request:
     """The request's facts: its text summarised as the index would, and the target item
-    around `selection` (UTF-8 byte offsets into `text`; None: the whole file)."""
+    around `selection` (UTF-8 byte offsets into `text`; None: the whole file), narrowed
+    to the lines around the selection when it costs more than `max_target_tokens`."""
     lines = split_lines(text)
     kind = SourceKind.of(current.path)
     if kind is None:
@@ -58,12 +82,11 @@ def read_request(
     span: tuple[int, int] | None = None
     target: Target | None = None
     item = enclosing_item(tree, *selection) if selection is not None else None
-    if item is not None:
-        span = (item.start_line, item.end_line)
-        body = "\n".join(lines[item.start_line : item.end_line + 1])
-        target = Target(
-            current.rel, item.start_line + 1, item.end_line + 1, item.kind, item.name, body
-        )
+    if item is not None and selection is not None:
+        around = (data.count(b"\n", 0, selection[0]), data.count(b"\n", 0, selection[1]))
+        span = narrow(lines, (item.start_line, item.end_line), around, max_target_tokens)
+        body = "\n".join(lines[span[0] : span[1] + 1])
+        target = Target(current.rel, span[0] + 1, span[1] + 1, item.kind, item.name, body)
     return Request(
         current.path, current.rel, lines, kind, summary, source, span, target, instruction
     )
@@ -86,7 +109,7 @@ def build_context(
     `selection` holds UTF-8 byte offsets into `text`; None means the whole file.
     """
     index = index or ws.index or WorkspaceIndex(ws.root, ws.documents)
-    request = read_request(index, current, text, selection, instruction)
+    request = read_request(index, current, text, selection, instruction, full_file_tokens)
     texts = _Texts(ws, current.path, request.lines)
     candidates = collect(
         request, index, texts.lines, full_file_tokens=full_file_tokens, max_callers=max_callers
