@@ -20,10 +20,12 @@ says where that estimate comes from, for `--explain`.
 
 from __future__ import annotations
 
+import heapq
 import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 from .index import SourceFile, WorkspaceIndex
@@ -39,7 +41,7 @@ from .model import (
     Target,
     estimate_tokens,
 )
-from .modules import InScope, entries, modules_in_scope
+from .modules import InScope, Scored, file_entries, modules_in_scope, score_entries
 from .parsing import SourceKind
 from .resolve import Found, Location, Module, Resolver, UnitScope, location, scope_at
 from .summary import FULL_KINDS, MATCHES, DefKind, FileSummary, RefKind
@@ -67,6 +69,8 @@ INSTRUCTION = 0.85
 INSTRUCTION_WORD = 0.3
 DUNE_STANZA = 0.1
 FIRST_CALLER, NEXT_CALLER = 0.1, 0.005
+#: Entries of modules in scope made candidates, at most (the best by score per token).
+MAX_MODULE_CANDIDATES = 800
 #: At most this many definitions are taken for one use (an ambiguous name).
 MAX_PER_USE = 3
 #: What a word of the instruction may name, tried in this order.
@@ -146,6 +150,7 @@ class _Collector:
         self.words = Words.of(request.instruction)
         self.used_modules: list[Module] = []
         self.own = index.unit_of(request.path)
+        self.module_name = request.source.module if request.source is not None else ""
 
     def all(self, full_file_tokens: int, max_callers: int) -> Iterator[Candidate]:
         yield from self.current_file(full_file_tokens)
@@ -426,9 +431,7 @@ class _Collector:
         ]
         named = self._mentions(line)
         neighbours = [
-            p
-            for p in self.index.files
-            if p.parent == r.path.parent and p.with_suffix("") != r.path.with_suffix("")
+            s.path for s in self.index.files_in(r.path.parent) if s.module != self.module_name
         ]
         chosen: list[InScope] = []
         other = sibling(r.path)
@@ -455,11 +458,38 @@ class _Collector:
             opened=opened,
             words=self.words,
             neighbours=neighbours,
+            local=frozenset(
+                d.name
+                for d in (*r.summary.definitions, *r.summary.local_modules)
+                if d.kind is DefKind.MODULE and d.body is not None
+            ),
         )
         here_uses = r.summary.qualified
+        usage = self.index.usage()
+        scored: list[Scored] = []
         for module in chosen:
-            path = other if module.role == INTERFACE else None
-            yield from entries(module, self.index, self.read, here_uses, self.words, path)
+            unit = module.module.unit
+            source = (
+                self.index.files.get(other)
+                if module.role == INTERFACE and other is not None
+                else unit.mli or unit.ml
+            )
+            summary = self.index.summary(source.path) if source is not None else None
+            if source is None or summary is None:
+                continue
+            found = file_entries(summary, partial(self.read, source.path))
+            scored.append(score_entries(module, source.rel, found, usage, here_uses, self.words))
+        # only the best are worth making candidates: the budget holds a few hundred
+        best = heapq.nlargest(
+            MAX_MODULE_CANDIDATES,
+            (
+                (score / e.cost, k, i)
+                for k, s in enumerate(scored)
+                for i, (score, e) in enumerate(zip(s.scores, s.entries, strict=True))
+            ),
+        )
+        for _, k, i in best:
+            yield scored[k].candidate(i)
 
     def _mentions(self, line: int) -> Counter[str]:
         """Modules the file names: `M.` in its text (comments too: `(*$T CCInt.equal ... *)`
@@ -475,9 +505,10 @@ class _Collector:
                 for name in _MODULE_DOT.findall(text):
                     mention(name, n)
         if self.r.summary is not None:
-            for ref in self.r.summary.references:
-                if ref.kind is RefKind.MODULE and len(ref.path) == 1:
-                    mention(ref.path[0], ref.line)
+            for chunk in self.r.summary.chunks:
+                for ref in chunk.summary.references:
+                    if ref.kind is RefKind.MODULE and len(ref.path) == 1:
+                        mention(ref.path[0], chunk.start_line + ref.line)
             for imp in self.r.summary.imports:
                 if len(imp.path) == 1:
                     mention(imp.path[0], imp.line)
@@ -530,24 +561,26 @@ class _Collector:
             for d in r.summary.definitions
             if start <= d.line <= end and d.kind not in (DefKind.CONSTRUCTOR, DefKind.FIELD)
         }
-        module = r.path.with_suffix("")
+        # a caller elsewhere writes the module's name (`Shape.area`), or opens it; the
+        # files that do neither are not read (`t`, `create` are used in every file)
+        naming = self.index.naming(self.module_name) if self.module_name else set()
         count = 0
         for name in sorted(names):
             for user in self.index.users(name):
                 mine = user.path == r.path
+                if not mine and user.path not in naming:
+                    continue
                 summary = r.summary if mine else self.index.summary(user.path)
-                source = r.source if mine else user
-                if summary is None or source is None:
+                if summary is None:
                     continue
                 for ref in summary.references_to(name):
                     if mine and start <= ref.line <= end:
                         continue
-                    loc = location(source, summary, ref.line)
-                    hits = self.resolver.resolve(ref.path, ref.kind, loc)
-                    if not any(
-                        h.file.path.with_suffix("") == module and h.definition.name == name
-                        for h in hits
-                    ):
+                    # a use in this file is unqualified; elsewhere it goes through the
+                    # module's name (`String.split`): near enough for context, and it
+                    # spares resolving every use of a common name
+                    through = ref.path[-2:-1] == (self.module_name,)
+                    if not (len(ref.path) == 1 if mine else through):
                         continue
                     c = self.caller(user, summary, ref.line, name, count)
                     if c is not None:

@@ -23,13 +23,16 @@ with k about how many entries of a module a change reaches for.
 
 from __future__ import annotations
 
+import threading
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from .index import ModuleUnit, SourceFile, WorkspaceIndex
-from .model import MODULE, Candidate
+from cachetools import LRUCache
+
+from .index import ModuleUnit, WorkspaceIndex
+from .model import GAP_TOKENS, MODULE, Candidate, estimate_tokens
 from .resolve import Location, Module, Resolver, UnitScope
 from .summary import FULL_KINDS, Definition, DefKind, FileSummary
 from .words import Words
@@ -42,6 +45,9 @@ OPENED = 0.2
 #: of the file's module mentions, between NAMED_MIN and NAMED_MAX.
 MODULES_USED = 3.0
 NAMED_MIN, NAMED_MAX = 0.05, 0.9
+#: The file's most mentioned module names that are followed through its opens and
+#: aliases when no unit of the project has that name (the others are left alone).
+RESOLVED_NAMES = 12
 #: A module the file does not name, used by a share f of the files beside it: f * NEIGHBOURS.
 NEIGHBOURS = 0.4
 MIN_NEIGHBOUR_SHARE = 0.02
@@ -112,10 +118,12 @@ def modules_in_scope(
     opened: Sequence[tuple[str, ...]],
     words: Words,
     neighbours: Sequence[Path],
+    local: frozenset[str] = frozenset(),
 ) -> list[InScope]:
     """Every module the change may reach for, best first (the file's own module left out).
 
-    `named` counts the file's mentions of each module name (near ones weighing more)."""
+    `named` counts the file's mentions of each module name (near ones weighing more);
+    `local` holds the module aliases the file defines itself (`module L = Lwt`)."""
     found: dict[UnitScope, InScope] = {}
 
     def add(module: Module, weight: float, reason: str) -> None:
@@ -140,8 +148,10 @@ def modules_in_scope(
     for path in opened:
         for m in resolver.module(path, here, 0):
             add(m, OPENED, f"the file opens {'.'.join(path)}")
-    for name, weight in named_weights(named).items():
-        for m in _modules_named(name, index, resolver, here):
+    weights = named_weights(named)
+    worth = sorted(weights, key=lambda n: -weights[n])[:RESOLVED_NAMES]
+    for name, weight in weights.items():
+        for m in _modules_named(name, index, resolver, here, local, name in worth):
             add(m, weight, f"the file names {name} ({weight:.2f})")
     if neighbours:
         share = Counter(name for path in neighbours for name in index.modules_named_in(path))
@@ -152,7 +162,7 @@ def modules_in_scope(
                 break
             if name in named:
                 continue
-            modules = _modules_named(name, index, resolver, here)
+            modules = _modules_named(name, index, resolver, here, local, resolve=False)
             for m in modules:
                 add(m, NEIGHBOURS * fraction, f"{fraction:.0%} of the files beside it name {name}")
             taken += bool(modules)
@@ -173,16 +183,32 @@ def modules_in_scope(
 
 
 def _modules_named(
-    name: str, index: WorkspaceIndex, resolver: Resolver, here: Location
+    name: str,
+    index: WorkspaceIndex,
+    resolver: Resolver,
+    here: Location,
+    local: frozenset[str],
+    resolve: bool = True,
 ) -> list[Module]:
-    """What a module name means at the target, and the project's own unit of that name:
-    a prelude's alias (`module Sys = Sys0` in base's `Import`) or one to a library
-    outside the project still leaves `Sys.getenv` where the project's `sys.mli` says."""
-    found = resolver.module((name,), here, 0)
+    """The project's own unit of a module name, and what the name means at the target
+    when that may be something else: a module the file defines (`module L = Lwt`),
+    or no unit of that name (a submodule an `open` brought, a wrapped library).
+
+    A prelude's alias (`module Sys = Sys0` in base's `Import`) or one to a library
+    outside the project still leaves `Sys.getenv` where the project's `sys.mli` says,
+    and following every `open` for every name the file writes costs more than the
+    rest of the request. `local` holds the aliases the file defines; without
+    `resolve`, a name that is no unit of the project is left alone."""
     own = index.unit_of(here.file.path)
     named = [u for u in index.units_named(name) if u is not own]
-    same = [u for u in named if own is not None and u.stanza == own.stanza]
-    return [*found, *(UnitScope(u) for u in (same or named))]
+    if own is not None and own.stanza is not None:
+        named = [u for u in named if u.stanza == own.stanza] or named
+    elif own is not None:
+        named = [u for u in named if u.dir == own.dir] or named
+    units: list[Module] = [UnitScope(u) for u in named]
+    if (units or not resolve) and name not in local:
+        return units
+    return [*resolver.module((name,), here, 0), *units]
 
 
 def _visible_units(index: WorkspaceIndex, resolver: Resolver, own: ModuleUnit) -> list[ModuleUnit]:
@@ -193,117 +219,178 @@ def _visible_units(index: WorkspaceIndex, resolver: Resolver, own: ModuleUnit) -
     return [u for u in index.tables.units.values() if u.stanza in stanzas]
 
 
-def entries(
-    chosen: InScope,
-    index: WorkspaceIndex,
-    read: Callable[[Path], list[str] | None],
-    here_uses: Mapping[tuple[str, str], int],
-    words: Words,
-    path: Path | None = None,
-) -> Iterator[Candidate]:
-    """The entries of one module as candidates: its interface's definitions (the
-    `.mli`, else the `.ml`; `path` instead when given), each with its enclosing
-    module headers."""
-    module = chosen.module
-    source = index.files.get(path) if path is not None else module.unit.mli or module.unit.ml
-    summary = index.summary(source.path) if source is not None else None
-    lines = read(source.path) if source is not None else None
-    if source is None or summary is None or lines is None:
-        return
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One definition of an interface, ready to be shown: what depends only on the
+    file's text, computed once per version of the file."""
+
+    definition: Definition
+    #: 0-based lines in full (doc comment, enclosing module headers) and briefly.
+    lines: tuple[int, ...]
+    texts: tuple[str, ...]
+    brief: tuple[int, ...]
+    #: What the brief form costs, in tokens.
+    cost: int
+    #: Inside a `module type ... = sig ... end`: not `M.name` itself.
+    in_module_type: bool
+
+
+#: Why an entry scored as it did (bits of `Scored.flags`).
+_NEAR, _NAMED, _WORDS, _MAIN, _DECLARES = 1, 2, 4, 8, 16
+_WHY = {
+    _NEAR: "defined near the target",
+    _NAMED: "named in the instruction",
+    _WORDS: "shares words with the instruction",
+    _MAIN: "the module's main type",
+}
+
+
+@dataclass(frozen=True)
+class Scored:
+    """One module's entries with their scores, in parallel lists: a request scores
+    thousands of entries and makes candidates of the few hundred worth showing."""
+
+    module: InScope
+    rel: str
+    entries: list[Entry]
+    written: list[str]
+    scores: list[float]
+    usage: list[int]
+    here: list[int]
+    flags: list[int]
+
+    def candidate(self, i: int) -> Candidate:
+        e = self.entries[i]
+        d = e.definition
+        flags = self.flags[i]
+        why = [self.module.reason]
+        if self.usage[i]:
+            why.append(f"{self.written[i]}.{d.name} is written {self.usage[i]}× in the project")
+        if self.here[i]:
+            why.append(f"{self.here[i]}× in this file")
+        why += [text for bit, text in _WHY.items() if flags & bit]
+        if flags & _DECLARES:
+            why = ["declares the target"]
+        return Candidate(
+            self.module.role,
+            self.rel,
+            e.lines,
+            e.texts,
+            self.scores[i],
+            "; ".join(why),
+            f"{self.written[i]}.{d.name}: {d.kind}",
+            e.brief if e.brief != e.lines else (),
+        )
+
+
+_ENTRIES: LRUCache[int, tuple[FileSummary, tuple[Entry, ...]]] = LRUCache(maxsize=512)
+_ENTRIES_LOCK = threading.Lock()
+
+
+def file_entries(summary: FileSummary, read: Callable[[], list[str] | None]) -> tuple[Entry, ...]:
+    """The entries of a file (its definitions but constructors and fields, which come
+    with their type), remembered per summary: the same text gives the same entries,
+    and a request reads dozens of interfaces. `read` gives the file's lines."""
+    with _ENTRIES_LOCK:
+        found = _ENTRIES.get(id(summary))
+    if found is not None and found[0] is summary:
+        return found[1]
+    lines = read()
+    if lines is None:
+        return ()
     headers = _headers(summary)
-    defs = [
-        d
-        for d in summary.definitions
-        if d.kind not in (DefKind.CONSTRUCTOR, DefKind.FIELD)
-        and d.scope[: len(module.scope)] == module.scope
-    ]
-    if not defs:
-        return
-    qualifier = module.scope[-1] if module.scope else module.unit.name
-
-    def written_as(d: Definition) -> str:
-        return d.scope[-1] if len(d.scope) > len(module.scope) else qualifier
-
-    usage = [index.uses(written_as(d), d.name) for d in defs]
-    total = sum(usage)
-    close = [chosen.closeness.get(d.name, 0.0) for d in defs] if chosen.closeness else []
-    close_total = sum(close)
-    if close_total:
-        usage_part, close_part = CLOSE_USAGE, CLOSENESS
-    else:
-        usage_part, close_part = USAGE, 0.0
-    even = (1 - usage_part - close_part) / len(defs)
-    named = words.names()
-    for i, d in enumerate(defs):
-        share = usage_part * (usage[i] + SMOOTHING) / (total + SMOOTHING * len(defs)) + even
-        why = [chosen.reason]
-        if close_total and close[i]:
-            share += close_part * close[i] / close_total
-            why.append("defined near the target")
-        p = (ENTRIES_USED if chosen.role == MODULE else OWN_ENTRIES_USED) * share
-        if usage[i]:
-            why.append(f"{written_as(d)}.{d.name} is written {usage[i]}× in the project")
-        if here := here_uses.get((written_as(d), d.name), 0):
-            p *= IN_FILE
-            why.append(f"{here}× in this file")
-        if d.name in named:
-            p = max(p, NAMED_ENTRY)
-            why.append("named in the instruction")
-        elif overlap := words.overlap(d.name):
-            p *= 1 + SHARED_WORDS * overlap
-            why.append("shares words with the instruction")
-        if d.kind is DefKind.TYPE and d.name == "t" and len(d.scope) == len(module.scope):
-            p = max(p, MAIN_TYPE)
-            why.append("the module's main type")
-        p = max(p, chosen.floor)
+    out: list[Entry] = []
+    for d in summary.definitions:
+        if d.kind in (DefKind.CONSTRUCTOR, DefKind.FIELD):
+            continue
         enclosing = [
             headers[d.scope[:k]] for k in range(1, len(d.scope) + 1) if d.scope[:k] in headers
         ]
-        if any(kind is DefKind.MODULE_TYPE for kind, _ in enclosing):
-            p *= MODULE_TYPE_MEMBER
         head = [n for _, numbers in enclosing for n in numbers]
-        score = chosen.weight * min(p, 1.0)
-        if d.name in chosen.declares and len(d.scope) == len(module.scope):
-            score = DECLARES_TARGET
-            why = ["declares the target"]
-        candidate = _candidate(chosen, source, lines, d, head)
-        if candidate is not None:
-            yield Candidate(
-                candidate.role,
-                candidate.rel,
-                candidate.lines,
-                candidate.texts,
-                score,
-                "; ".join(why),
-                f"{written_as(d)}.{d.name}: {d.kind}",
-                candidate.brief,
+        last = d.end_line if d.kind in FULL_KINDS else d.sig_end_line
+        full = [n for n in sorted({*head, *range(d.start_line, last + 1)}) if n < len(lines)]
+        if d.kind in FULL_KINDS and last - d.line >= BRIEF_TYPE_LINES:
+            brief = sorted({*head, d.line})
+        else:
+            brief = sorted({*head, *range(d.line, last + 1)})
+        brief = [n for n in brief if n < len(lines)]
+        if not full or not brief:
+            continue
+        out.append(
+            Entry(
+                d,
+                tuple(full),
+                tuple(lines[n] for n in full),
+                tuple(brief),
+                estimate_tokens(lines[n] for n in brief) + GAP_TOKENS,
+                any(kind is DefKind.MODULE_TYPE for kind, _ in enclosing),
             )
+        )
+    entries = tuple(out)
+    with _ENTRIES_LOCK:
+        _ENTRIES[id(summary)] = (summary, entries)
+    return entries
 
 
-def _candidate(
-    chosen: InScope, source: SourceFile, lines: list[str], d: Definition, head: list[int]
-) -> Candidate | None:
-    """The lines of one entry: in full with its doc comment, briefly its bare signature
-    (a long type by its first line)."""
-    last = d.end_line if d.kind in FULL_KINDS else d.sig_end_line
-    full = [n for n in sorted({*head, *range(d.start_line, last + 1)}) if n < len(lines)]
-    if d.kind in FULL_KINDS and last - d.line >= BRIEF_TYPE_LINES:
-        brief = sorted({*head, d.line})
-    else:
-        brief = sorted({*head, *range(d.line, last + 1)})
-    brief = [n for n in brief if n < len(lines)]
-    if not full:
-        return None
-    return Candidate(
-        chosen.role,
-        source.rel,
-        tuple(full),
-        tuple(lines[n] for n in full),
-        0.0,
-        "",
-        "",
-        tuple(brief) if brief != full else (),
-    )
+def score_entries(
+    chosen: InScope,
+    rel: str,
+    entries: Sequence[Entry],
+    usage: Mapping[tuple[str, str], int],
+    here_uses: Mapping[tuple[str, str], int],
+    words: Words,
+) -> Scored:
+    """Each entry of one module (those at the module's scope and below) with its score."""
+    module = chosen.module
+    depth = len(module.scope)
+    mine = [e for e in entries if e.definition.scope[:depth] == module.scope]
+    qualifier = module.scope[-1] if module.scope else module.unit.name
+    written = [
+        e.definition.scope[-1] if len(e.definition.scope) > depth else qualifier for e in mine
+    ]
+    counts = [usage.get((w, e.definition.name), 0) for w, e in zip(written, mine, strict=True)]
+    here = [here_uses.get((w, e.definition.name), 0) for w, e in zip(written, mine, strict=True)]
+    scored = Scored(chosen, rel, mine, written, [], counts, here, [])
+    if not mine:
+        return scored
+    total = sum(counts) + SMOOTHING * len(mine)
+    closeness = chosen.closeness or {}
+    close = [closeness.get(e.definition.name, 0.0) for e in mine] if closeness else []
+    close_total = sum(close)
+    usage_part, close_part = (CLOSE_USAGE, CLOSENESS) if close_total else (USAGE, 0.0)
+    even = (1 - usage_part - close_part) / len(mine)
+    scale = ENTRIES_USED if chosen.role == MODULE else OWN_ENTRIES_USED
+    named = words.names()
+    weight, floor, declares = chosen.weight, chosen.floor, chosen.declares
+    for i, e in enumerate(mine):
+        d = e.definition
+        flags = 0
+        share = usage_part * (counts[i] + SMOOTHING) / total + even
+        if close_total and close[i]:
+            share += close_part * close[i] / close_total
+            flags |= _NEAR
+        p = scale * share
+        if here[i]:
+            p *= IN_FILE
+        if d.name in named:
+            p = max(p, NAMED_ENTRY)
+            flags |= _NAMED
+        elif words.parts and (overlap := words.overlap(d.name)):
+            p *= 1 + SHARED_WORDS * overlap
+            flags |= _WORDS
+        if d.kind is DefKind.TYPE and d.name == "t" and len(d.scope) == depth:
+            p = max(p, MAIN_TYPE)
+            flags |= _MAIN
+        p = max(p, floor)
+        if e.in_module_type:
+            p *= MODULE_TYPE_MEMBER
+        score = weight * min(p, 1.0)
+        if d.name in declares and len(d.scope) == depth:
+            score = DECLARES_TARGET
+            flags |= _DECLARES
+        scored.scores.append(score)
+        scored.flags.append(flags)
+    return scored
 
 
 def _headers(summary: FileSummary) -> dict[tuple[str, ...], tuple[DefKind, tuple[int, ...]]]:

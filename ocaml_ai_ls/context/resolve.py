@@ -193,10 +193,9 @@ class Resolver:
             return []
         events: list[tuple[int, int, Definition | Import]] = []
         group = summary.chunk_at(loc.line)  # `let rec f … and g …` see each other
-        for d in summary.definitions:
+        for d in summary.defined(name):
             if (
-                d.name == name
-                and d.kind in kinds
+                d.kind in kinds
                 and (
                     d.end_line < loc.line
                     or (
@@ -382,7 +381,10 @@ class Resolver:
     def by_name(self, name: str, kinds: frozenset[DefKind]) -> list[Found]:
         """Module-level definitions named `name` anywhere, if there are few enough."""
         found: list[Found] = []
-        for source in self.index.definers(name):
+        definers = self.index.definers(name)
+        if len({s.path.with_suffix("") for s in definers}) > MAX_FALLBACK:
+            return []  # `t`, `create`: defined everywhere, so this finds nothing useful
+        for source in definers:
             summary = self.index.summary(source.path)
             if summary is None:
                 continue

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from tree_sitter import Tree
+
 from ..positions import encode
 from ..workspace import FileText, Workspace
 from .candidates import Request, collect
@@ -21,7 +23,7 @@ from .items import enclosing_item
 from .model import Context, Target, estimate_tokens, split_lines
 from .pack import pack
 from .parsing import SourceKind, parse
-from .summary import summarize
+from .summary import FileSummary, summarize
 
 
 class _Texts:
@@ -60,6 +62,22 @@ def narrow(
     return lo, hi
 
 
+def _facts(
+    index: WorkspaceIndex, current: FileText, data: bytes, kind: SourceKind
+) -> tuple[Tree, FileSummary]:
+    """The request text's tree and summary: the open buffer's own when the text is the
+    buffer's (its tree is kept up to date keystroke by keystroke, and the index has
+    summarised it), else read afresh (an instruction comment taken out, a file on disk)."""
+    doc = index.documents.get(current.uri) if index.documents is not None else None
+    if doc is not None and doc.tree is not None and doc.kind is kind and doc.data == data:
+        index.update_document(doc)
+        summary = index.summary(current.path)
+        if summary is not None:
+            return doc.tree, summary
+    tree = parse(data, kind)
+    return tree, summarize(tree, data, kind, index.cache)
+
+
 def read_request(
     index: WorkspaceIndex,
     current: FileText,
@@ -76,8 +94,7 @@ def read_request(
     if kind is None:
         return Request(current.path, current.rel, lines, None, None, None, None, None, instruction)
     data = encode(text)
-    tree = parse(data, kind)
-    summary = summarize(tree, data, kind, index.cache)
+    tree, summary = _facts(index, current, data, kind)
     source = SourceFile(current.path, current.rel, kind, summary)
     span: tuple[int, int] | None = None
     target: Target | None = None

@@ -636,8 +636,17 @@ class FileSummary:
             return self.chunks[i]
         return None
 
-    def defined(self, name: str) -> Iterator[Definition]:
-        return (d for d in self.definitions if d.name == name)
+    @cached_property
+    def _by_name(self) -> dict[str, tuple[Definition, ...]]:
+        out: dict[str, list[Definition]] = {}
+        for d in self.definitions:
+            out.setdefault(d.name, []).append(d)
+        return {name: tuple(ds) for name, ds in out.items()}
+
+    def defined(self, name: str) -> tuple[Definition, ...]:
+        """The file's definitions named `name`, in file order (a lookup, not a scan: the
+        resolver asks this for every name through every module it walks)."""
+        return self._by_name.get(name, ())
 
 
 def _item_item_key(kind: SourceKind, data: bytes, start: int, end: int) -> tuple[SourceKind, bytes]:
