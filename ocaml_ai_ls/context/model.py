@@ -71,10 +71,20 @@ class Candidate:
     reason: str
     label: str
     brief: tuple[int, ...] = ()
+    #: Tokens of the form shown by default (brief, else full) and of the full form,
+    #: each with its `...` line; computed when not given.
+    cost: int = 0
+    full_cost: int = 0
 
-    @property
-    def key(self) -> tuple[str, tuple[int, ...]]:
-        return (self.rel, self.lines)
+    def __post_init__(self) -> None:
+        if not self.full_cost:
+            object.__setattr__(self, "full_cost", estimate_tokens(self.texts) + GAP_TOKENS)
+        if not self.cost:
+            cost = self.full_cost
+            if self.brief:
+                texts = dict(zip(self.lines, self.texts, strict=True))
+                cost = estimate_tokens(texts[n] for n in self.brief) + GAP_TOKENS
+            object.__setattr__(self, "cost", cost)
 
 
 @dataclass(frozen=True)

@@ -229,8 +229,9 @@ class Entry:
     lines: tuple[int, ...]
     texts: tuple[str, ...]
     brief: tuple[int, ...]
-    #: What the brief form costs, in tokens.
+    #: What the brief and the full form cost, in tokens.
     cost: int
+    full_cost: int
     #: Inside a `module type ... = sig ... end`: not `M.name` itself.
     in_module_type: bool
 
@@ -280,6 +281,8 @@ class Scored:
             "; ".join(why),
             f"{self.written[i]}.{d.name}: {d.kind}",
             e.brief if e.brief != e.lines else (),
+            e.cost,
+            e.full_cost,
         )
 
 
@@ -323,6 +326,7 @@ def file_entries(summary: FileSummary, read: Callable[[], list[str] | None]) -> 
                 tuple(lines[n] for n in full),
                 tuple(brief),
                 estimate_tokens(lines[n] for n in brief) + GAP_TOKENS,
+                estimate_tokens(lines[n] for n in full) + GAP_TOKENS,
                 any(kind is DefKind.MODULE_TYPE for kind, _ in enclosing),
             )
         )

@@ -51,9 +51,14 @@ class _Budget:
             self.used_elsewhere += cost
 
 
-def _cost(c: Candidate, form: tuple[int, ...], texts: dict[int, str], seen: set[int]) -> int:
-    new = [n for n in form if n not in seen]
-    return estimate_tokens(texts[n] for n in new) + GAP_TOKENS if new else 0
+def _cost(c: Candidate, form: tuple[int, ...], seen: set[int]) -> int:
+    """What a form of a candidate costs given the lines already shown of its file
+    (the precomputed cost when none of them is)."""
+    if seen.isdisjoint(form):
+        return c.cost if form is (c.brief or c.lines) else c.full_cost
+    texts = dict(zip(c.lines, c.texts, strict=True))
+    new = [texts[n] for n in form if n not in seen]
+    return estimate_tokens(new) + GAP_TOKENS if new else 0
 
 
 def pack(
@@ -65,21 +70,11 @@ def pack(
     left = _Budget(budget, int(budget * OTHER_FILES_SHARE), home)
     kept: list[Piece] = []
     missed: list[tuple[Candidate, tuple[int, ...], int]] = []
-
-    def density(c: Candidate) -> tuple[bool, float]:
-        if not c.brief:
-            return (c.role != TARGET, -c.score / (estimate_tokens(c.texts) + GAP_TOKENS))
-        texts = dict(zip(c.lines, c.texts, strict=True))
-        return (
-            c.role != TARGET,
-            -c.score / (estimate_tokens(texts[n] for n in c.brief) + GAP_TOKENS),
-        )
-
-    for c in sorted(candidates, key=density):  # stable: equal values keep their order
+    order = sorted(candidates, key=lambda c: (c.role != TARGET, -c.score / c.cost))
+    for c in order:  # stable: equal values keep their order
         seen = shown.setdefault(c.rel, set())
-        texts = dict(zip(c.lines, c.texts, strict=True))
         form = c.brief or c.lines
-        cost = _cost(c, form, texts, seen)
+        cost = _cost(c, form, seen)
         if cost == 0:
             continue  # everything is shown already
         cost += FILE_TOKENS if not seen else 0
@@ -87,31 +82,25 @@ def pack(
             missed.append((c, form, cost))
             continue
         if c.brief and c.score >= FULL_SCORE:
-            extra = _cost(c, c.lines, texts, seen) - _cost(c, c.brief, texts, seen)
+            extra = _cost(c, c.lines, seen) - _cost(c, c.brief, seen)
             if extra <= DOC_TOKENS and cost + extra <= left.left(c.rel):
                 form, cost = c.lines, cost + extra
         left.take(c.rel, cost)
         seen.update(form)
         label = f"{c.label} (signature)" if form is not c.lines else c.label
-        kept.append(_piece(c, form, texts, label))
+        kept.append(_piece(c, form, label))
     missed.sort(key=lambda m: -m[0].score)
     dropped = [
-        Dropped(
-            _piece(c, form, dict(zip(c.lines, c.texts, strict=True)), c.label),
-            f"needs {cost} tokens, {left.left(c.rel)} left",
-        )
+        Dropped(_piece(c, form, c.label), f"needs {cost} tokens, {left.left(c.rel)} left")
         for c, form, cost in missed[:MAX_DROPPED]
     ]
     return kept, dropped
 
 
-def _piece(c: Candidate, form: tuple[int, ...], texts: dict[int, str], label: str) -> Piece:
-    return Piece(
-        c.role,
-        c.rel,
-        tuple(n + 1 for n in form),
-        tuple(texts[n] for n in form),
-        label,
-        c.score,
-        c.reason,
-    )
+def _piece(c: Candidate, form: tuple[int, ...], label: str) -> Piece:
+    if form is c.lines:
+        texts = c.texts
+    else:
+        by_line = dict(zip(c.lines, c.texts, strict=True))
+        texts = tuple(by_line[n] for n in form)
+    return Piece(c.role, c.rel, tuple(n + 1 for n in form), texts, label, c.score, c.reason)
