@@ -41,7 +41,8 @@ from ocaml_ai_ls.context.summary import ChunkCache
 from ocaml_ai_ls.documents import DocumentStore
 from ocaml_ai_ls.pipeline import prepare
 from ocaml_ai_ls.positions import Encoding
-from ocaml_ai_ls.prompt import build_messages, render_blocks
+from ocaml_ai_ls.context.render import render_blocks
+from ocaml_ai_ls.prompt import build_messages
 from ocaml_ai_ls.request import GenerateRequest
 from ocaml_ai_ls.uris import path_to_uri
 from ocaml_ai_ls.workspace import Workspace
@@ -301,11 +302,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     jobs = [(k, chosen[k :: args.jobs], settings) for k in range(args.jobs)]
     with multiprocessing.Pool(args.jobs) as pool:
         parts = pool.map(measure, jobs)
-    totals = {p: Report(p) for p in projects}
+    reports = {p: Report(p) for p in projects}
     for part in parts:
         for report in part:
-            totals[report.project].add(report)
-    for report in totals.values():
+            reports[report.project].add(report)
+    for report in reports.values():
         print_table(report)
         if args.misses:
             for col in report.columns.values():

@@ -15,8 +15,7 @@ from pathlib import Path
 import pytest
 
 from ocaml_ai_ls.context.index import WorkspaceIndex
-from ocaml_ai_ls.context.resolve import Found, Location, Resolver, UnitScope, Wrapper
-from ocaml_ai_ls.context.resolve import location
+from ocaml_ai_ls.context.resolve import Found, Location, Resolver, UnitScope, Wrapper, location
 from ocaml_ai_ls.context.summary import RefKind
 
 PROJECTS = Path(__file__).resolve().parent / "fixtures" / "projects"

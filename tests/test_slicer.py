@@ -1,156 +1,35 @@
-"""What the model is shown: packing, token estimates and slices of the fixture projects
-(`ocaml_ai_ls.context.slicer`)."""
+"""One request's context through the whole stage (`ocaml_ai_ls.context.slicer`: index facts
+→ candidates → pack) on the fixture projects, and the narrowing of a huge target."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from functools import cache
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from benchmarks.context_recall import PROJECTS, Task, evaluate, load_tasks, slice_for, totals
 from ocaml_ai_ls.context import slicer
 from ocaml_ai_ls.context.index import WorkspaceIndex
-from ocaml_ai_ls.context.slicer import (
+from ocaml_ai_ls.context.model import (
     CALLER,
     DEFINITION,
     DUNE,
     FILE,
     INTERFACE,
+    MODULE,
     TARGET,
     TYPE,
+    Candidate,
     Context,
-    Piece,
-    build_context,
+    Packed,
     estimate_tokens,
-    pack,
 )
+from ocaml_ai_ls.context.slicer import build_context, narrow
 from ocaml_ai_ls.documents import DocumentStore
 from ocaml_ai_ls.workspace import Workspace
-
-# --------------------------------------------------------------------------- pack
-
-#: 13 characters: 20 bytes with the line-number prefix, 5 tokens a line.
-LINE = "let x = 1 (*)"
-
-
-def piece(rank: int, rel: str, numbers: Sequence[int], label: str = "") -> Piece:
-    return Piece(rank, rel, tuple(numbers), tuple(LINE for _ in numbers), label or f"{rank}")
-
-
-def cost(lines: int) -> int:
-    return estimate_tokens([LINE] * lines)
-
-
-def test_line_cost_used_by_the_pack_tests() -> None:
-    assert [cost(n) for n in (1, 2, 4, 10)] == [6, 11, 21, 51]
-
-
-def test_pack_nothing() -> None:
-    assert pack([], 100) == ([], [])
-
-
-def test_pack_is_greedy_by_rank_and_stable_within_a_rank() -> None:
-    a = piece(DEFINITION, "a.ml", [1], "a")
-    b = piece(FILE, "t.ml", [10], "b")
-    c = piece(DEFINITION, "c.ml", [1], "c")
-    d = piece(CALLER, "d.ml", [1], "d")
-    t = piece(TARGET, "t.ml", [1, 2], "t")
-    kept, dropped = pack([d, a, b, c, t], 1000)
-    assert [p.label for p in kept] == ["t", "b", "a", "c", "d"]
-    assert dropped == []
-
-
-def test_target_is_kept_even_over_budget() -> None:
-    t = piece(TARGET, "t.ml", range(1, 11))
-    other = piece(FILE, "t.ml", [20])
-    kept, dropped = pack([other, t], 5)
-    assert kept == [t]
-    assert dropped == [other]
-
-
-def test_piece_that_does_not_fit_is_dropped_whole_and_a_later_smaller_one_fits() -> None:
-    t = piece(TARGET, "t.ml", [1, 2], "t")
-    big = piece(FILE, "t.ml", range(10, 20), "big")  # 51 tokens
-    small = piece(INTERFACE, "t.mli", [1, 2], "small")  # 11 tokens
-    kept, dropped = pack([t, big, small], cost(2) + cost(2) + 5)
-    assert kept == [t, small]
-    assert dropped == [big]
-    assert dropped[0].numbers == tuple(range(10, 20))  # not cut
-    assert kept[1].numbers == (1, 2)
-
-
-def test_lines_of_a_dropped_piece_are_not_counted_as_shown() -> None:
-    t = piece(TARGET, "t.ml", [1], "t")
-    big = piece(FILE, "t.ml", range(5, 15), "big")
-    part = piece(DEFINITION, "t.ml", [5, 6], "part")
-    kept, dropped = pack([t, big, part], cost(1) + cost(2))
-    assert kept == [t, part]
-    assert dropped == [big]
-
-
-def test_lines_already_shown_are_not_counted_twice() -> None:
-    t = piece(TARGET, "a.ml", range(1, 5), "t")  # lines 1-4: 21 tokens
-    wider = piece(FILE, "a.ml", range(1, 7), "wider")  # new: 5-6, 11 tokens
-    budget = cost(4) + cost(2)
-    assert pack([t, wider], budget) == ([t, wider], [])
-    assert pack([t, wider], budget - 1) == ([t], [wider])
-    # the same line numbers of another file are new
-    same_lines = piece(FILE, "b.ml", range(1, 5), "b")
-    assert pack([t, same_lines], cost(4) + cost(4)) == ([t, same_lines], [])
-    assert pack([t, same_lines], cost(4) + cost(4) - 1) == ([t], [same_lines])
-
-
-def test_piece_with_nothing_new_is_left_out() -> None:
-    t = piece(TARGET, "a.ml", range(1, 5), "t")
-    inside = piece(DEFINITION, "a.ml", [2, 3], "inside")
-    again = piece(TYPE, "a.ml", range(1, 5), "again")
-    kept, dropped = pack([t, inside, again], 0)
-    assert kept == [t]
-    assert dropped == []  # neither kept nor dropped: omitted
-    kept, dropped = pack([t, inside, again], 1000)
-    assert kept == [t]
-
-
-def test_kept_pieces_keep_their_lines_and_texts() -> None:
-    t = Piece(TARGET, "a.ml", (3, 4), ("let f x =", "  x + 1"), "`f`")
-    d = Piece(DEFINITION, "b.mli", (10,), ("val g : int",), "`g`")
-    kept, _ = pack([d, t], 1000)
-    assert kept == [t, d]
-    assert (kept[1].first_line, kept[1].last_line, kept[1].texts) == (10, 10, ("val g : int",))
-
-
-# --------------------------------------------------------------------------- estimate_tokens
-
-
-def test_estimate_tokens_exact_values() -> None:
-    assert estimate_tokens([]) == 1
-    assert estimate_tokens([""]) == 2  # the prefix alone
-    assert estimate_tokens(["abcd"]) == 3
-    assert estimate_tokens(["é"]) == 3  # 2 bytes
-    assert estimate_tokens(["x" * 100]) == 27
-    assert estimate_tokens(["x" * 100] * 10) == 268
-    assert estimate_tokens(iter(["abcd", "efgh"])) == estimate_tokens(["abcd", "efgh"]) == 6
-    p = Piece(DEFINITION, "a.ml", (1, 2), ("abcd", "efgh"), "")
-    assert p.tokens == 6
-
-
-@settings(max_examples=200, deadline=None)
-@given(lines=st.lists(st.text(max_size=80), max_size=20), extra=st.text(max_size=80))
-def test_estimate_tokens_is_stable_and_monotonic(lines: list[str], extra: str) -> None:
-    base = estimate_tokens(lines)
-    assert estimate_tokens(list(lines)) == base
-    assert estimate_tokens(iter(lines)) == base
-    assert estimate_tokens([*lines, extra]) >= base  # a line more never costs less
-    if lines:
-        longer = [*lines[:-1], lines[-1] + extra]  # a longer line never costs less
-        assert estimate_tokens(longer) >= base
-    assert base >= 1
-
-
-# --------------------------------------------------------------------------- build_context
 
 
 @cache
@@ -171,19 +50,19 @@ def file_lines(project: str, rel: str) -> list[str]:
     return (PROJECTS / project / rel).read_text(encoding="utf-8").splitlines()
 
 
-def summary(c: Context) -> list[tuple[int, str, int, int, int, str]]:
-    return [(p.rank, p.rel, p.first_line, p.last_line, len(p.numbers), p.label) for p in c.pieces]
+def shown(c: Context, rel: str) -> set[int]:
+    return {n for p in c.pieces if p.rel == rel for n in p.numbers}
 
 
 @pytest.fixture
-def candidates(monkeypatch: pytest.MonkeyPatch) -> list[list[Piece]]:
-    """The pieces each build_context call hands to pack(), before any is dropped."""
-    calls: list[list[Piece]] = []
-    real: Callable[[Sequence[Piece], int], tuple[list[Piece], list[Piece]]] = slicer.pack
+def candidates(monkeypatch: pytest.MonkeyPatch) -> list[list[Candidate]]:
+    """The candidates each build_context call hands to pack()."""
+    calls: list[list[Candidate]] = []
+    real = slicer.pack
 
-    def spy(pieces: Sequence[Piece], budget: int) -> tuple[list[Piece], list[Piece]]:
-        calls.append(list(pieces))
-        return real(pieces, budget)
+    def spy(cands: Sequence[Candidate], budget: int, home: str = "") -> Packed:
+        calls.append(list(cands))
+        return real(cands, budget, home)
 
     monkeypatch.setattr(slicer, "pack", spy)
     return calls
@@ -199,40 +78,37 @@ def test_slice_of_an_implementation_item() -> None:
         "translate",
     )
     assert c.target.text == "\n".join(file_lines("wrapped", "lib/shape.ml")[54:62])
-    assert summary(c) == [
-        (TARGET, "lib/shape.ml", 55, 62, 8, "`translate`"),
-        (FILE, "lib/shape.ml", 1, 81, 73, "the rest of the file"),
-        (INTERFACE, "lib/shape.mli", 1, 36, 36, "the interface of this module"),
-        (DEFINITION, "lib/vec.mli", 14, 15, 2, "`Vec.add`: function add"),
-        (TYPE, "lib/vec.mli", 3, 7, 5, "`t`: type t"),
-        (TYPE, "lib/vec.mli", 3, 30, 19, "what module Vec offers"),
-        (DUNE, "lib/dune", 1, 3, 3, "library geo (workspace libraries it uses: util)"),
-        (CALLER, "lib/scene.ml", 37, 37, 1, "uses `translate`"),
-    ]
-    target, rest = c.pieces[0], c.pieces[1]
-    assert target.numbers == tuple(range(55, 63))
+    first = c.pieces[0]
+    assert (first.rank, first.rel, first.numbers) == (TARGET, "lib/shape.ml", tuple(range(55, 63)))
+    by = {(p.rank, p.rel, p.label): p for p in c.pieces}
+    # the file is small: all of it
+    rest = by[(FILE, "lib/shape.ml", "the rest of the file")]
     assert rest.numbers == (*range(1, 55), *range(63, 82))
-    assert c.pieces[3].texts == ("(** Component-wise sum. *)", "val add : t -> t -> t")
-    assert c.pieces[6].texts == ("(library", " (name geo)", " (libraries util))")
-    assert c.pieces[7].texts == (
-        "let translate_all d scene = { scene with shapes = List.map (Shape.translate d) scene.shapes }",
+    # the declaration of the target in the interface, whatever else of it fits
+    declares = by[(INTERFACE, "lib/shape.mli", "Shape.translate: function")]
+    assert (declares.numbers, declares.reason, declares.score) == (
+        (30, 31),
+        "declares the target",
+        0.95,
     )
-    assert c.dropped == ()
-    assert c.budget == 6000
-    assert c.files == (
-        "lib/shape.ml",
-        "lib/shape.mli",
-        "lib/vec.mli",
-        "lib/dune",
-        "lib/scene.ml",
+    # what the target uses, with its doc comment
+    add = by[(DEFINITION, "lib/vec.mli", "`Vec.add`: function add")]
+    assert add.texts == ("(** Component-wise sum. *)", "val add : t -> t -> t")
+    assert add.reason == "the target uses `Vec.add`"
+    # what else the module it uses offers, a reason for each
+    offered = {p.label for p in c.pieces if p.rank == MODULE and p.rel == "lib/vec.mli"}
+    assert {"Vec.zero: value", "Vec.make: function", "Vec.to_string: function"} <= offered
+    assert by[(DUNE, "lib/dune", "library geo (workspace libraries it uses: util)")].texts == (
+        "(library",
+        " (name geo)",
+        " (libraries util))",
     )
-    assert c.total_lines == {
-        "lib/shape.ml": 81,
-        "lib/shape.mli": 36,
-        "lib/vec.mli": 30,
-        "lib/dune": 3,
-        "lib/scene.ml": 37,
-    }
+    assert by[(CALLER, "lib/scene.ml", "uses `translate`")].numbers == (37,)
+    assert c.dropped == ()  # the budget holds everything on offer here
+    assert c.budget == 6000 and 0 < c.tokens <= 6000
+    assert c.total_lines["lib/shape.ml"] == 81 and c.total_lines["lib/shape.mli"] == 36
+    ranks = [p.rank for p in c.pieces]
+    assert ranks == sorted(ranks)  # by role, then by score
 
 
 def test_every_piece_shows_its_files_lines() -> None:
@@ -247,67 +123,42 @@ def test_every_piece_shows_its_files_lines() -> None:
             lines = file_lines(project, p.rel)
             assert p.texts == tuple(lines[n - 1] for n in p.numbers), (rel, p.label)
             assert list(p.numbers) == sorted(set(p.numbers))
+            assert p.reason or p.rank == TARGET, p.label
 
 
 def test_slice_of_an_interface_item() -> None:
     c = context("wrapped", "lib/vec.mli", 15)  # `val add`
     assert c.target is not None and (c.target.start_line, c.target.end_line) == (14, 15)
-    assert [(p.rank, p.rel, p.label) for p in c.pieces[:3]] == [
-        (TARGET, "lib/vec.mli", "`add`"),
-        (FILE, "lib/vec.mli", "the rest of the file"),
-        (INTERFACE, "lib/vec.ml", "the implementation of this module"),
-    ]
+    implementation = {p.label: p for p in c.pieces if p.rank == INTERFACE}
+    assert implementation["Vec.add: function"].reason == "declares the target"
+    assert implementation["Vec.add: function"].rel == "lib/vec.ml"
+    assert len(implementation) >= 10  # a small other half: all of it
     callers = {(p.rel, p.numbers) for p in c.pieces if p.rank == CALLER}
     assert ("bin/main.ml", (28, 29)) in callers  # G.Vec.add, through the alias
     assert ("lib/shape.ml", (55, 58)) in callers  # Vec.add inside the library
 
 
-def test_tiny_budget_keeps_the_target_and_drops_whole_pieces(
-    candidates: list[list[Piece]],
-) -> None:
+def test_the_budget_only_decides_what_is_packed(candidates: list[list[Candidate]]) -> None:
     small = context("wrapped", "lib/shape.ml", 55, budget=300)
     small_candidates = candidates[-1]
     big = context("wrapped", "lib/shape.ml", 55, budget=1_000_000)
-    big_candidates = candidates[-1]
-    assert small_candidates == big_candidates  # the budget only decides what is packed
-
-    assert small.pieces[0].rank == TARGET
-    assert small.pieces[0].numbers == tuple(range(55, 63))
-    assert [(p.rank, p.rel, p.label) for p in small.dropped] == [
-        (FILE, "lib/shape.ml", "the rest of the file"),
-        (INTERFACE, "lib/shape.mli", "the interface of this module"),
-        (CALLER, "lib/scene.ml", "uses `translate`"),
-    ]
-    assert [p.rank for p in small.pieces] == sorted(p.rank for p in small.pieces)
-    assert (DEFINITION, "lib/vec.mli", (14, 15)) in [
-        (p.rank, p.rel, p.numbers) for p in small.pieces
-    ]
-    assert (DUNE, "lib/dune", (1, 2, 3)) in [(p.rank, p.rel, p.numbers) for p in small.pieces]
-    # every piece kept or dropped is a candidate as it was made: none was cut
-    for p in (*small.pieces, *small.dropped):
-        assert p in small_candidates, p.label
-    # what pack counted (lines shown once) fits the budget, apart from the target
-    shown: dict[str, set[int]] = {}
-    used = 0
-    for p in small.pieces:
-        seen = shown.setdefault(p.rel, set())
-        new = [t for n, t in zip(p.numbers, p.texts, strict=True) if n not in seen]
-        assert new, p.label  # a piece with nothing new is not kept
-        if p.rank != TARGET:
-            used += estimate_tokens(new)
-        seen.update(p.numbers)
-    assert used + small.pieces[0].tokens <= 300
-    # a kept piece is what it would have been at a large budget, where it is either
-    # kept as it is or left out because earlier pieces show all of its lines
+    assert small_candidates == candidates[-1]
+    assert small.pieces[0].rank == TARGET and small.pieces[0].numbers == tuple(range(55, 63))
+    assert small.tokens <= 300 and len(small.pieces) < len(big.pieces)
+    assert "the rest of the file" in [d.piece.label for d in small.dropped]
+    # every piece is a whole candidate, in full or in its brief form, never cut
+    forms = {
+        (c.rel, tuple(n + 1 for n in form))
+        for c in small_candidates
+        for form in (c.lines, c.brief)
+        if form
+    }
+    for p in (*small.pieces, *(d.piece for d in small.dropped)):
+        assert (p.rel, p.numbers) in forms, p.label
+    # the most likely pieces of a small budget are kept at a large one too
     big_shown = {(p.rel, n) for p in big.pieces for n in p.numbers}
-    for p in small.pieces[1:]:
-        assert p in big.pieces or {(p.rel, n) for n in p.numbers} <= big_shown, p.label
-
-
-def test_context_tokens_match_what_pack_counted() -> None:
-    c = context("wrapped", "lib/shape.ml", 55, budget=300)
-    assert c.pieces[0].tokens <= 300  # the target alone fits
-    assert c.tokens <= c.budget
+    for p in small.pieces:
+        assert {(p.rel, n) for n in p.numbers} <= big_shown, p.label
 
 
 def test_whole_file_when_there_is_no_selection() -> None:
@@ -318,9 +169,15 @@ def test_whole_file_when_there_is_no_selection() -> None:
     assert current is not None
     c = build_context(ws, current, current.text, None, index=index)
     assert c.target is None
-    assert summary(c)[0] == (TARGET, "util/listx.ml", 1, 25, 25, "the file being edited")
-    assert [p.rank for p in c.pieces] == [TARGET, DUNE]
-    assert c.pieces[1].texts == ("(library", " (name util)", " (wrapped false))")
+    first = c.pieces[0]
+    assert (first.rank, first.numbers, first.label) == (
+        TARGET,
+        tuple(range(1, 26)),
+        "the file being edited",
+    )
+    assert [p.texts for p in c.pieces if p.rank == DUNE] == [
+        ("(library", " (name util)", " (wrapped false))")
+    ]
 
 
 def test_non_ocaml_file_is_shown_alone() -> None:
@@ -330,64 +187,71 @@ def test_non_ocaml_file_is_shown_alone() -> None:
     current = ws.read(root / "lib" / "dune")
     assert current is not None
     c = build_context(ws, current, current.text, (0, 0), index=index)
-    assert summary(c) == [(TARGET, "lib/dune", 1, 3, 3, "the file being edited")]
+    assert [(p.rank, p.rel, p.numbers, p.label) for p in c.pieces] == [
+        (TARGET, "lib/dune", (1, 2, 3), "the file being edited")
+    ]
 
 
 # --------------------------------------------------------------------------- instruction
 
 
-def test_definition_named_in_the_instruction() -> None:
+def test_a_definition_the_instruction_names() -> None:
     c = context("functors", "bin/main.ml", 23, instruction="use IS.of_list")
-    named = [p for p in c.pieces if "named in the instruction" in p.label]
-    assert [(p.rank, p.rel, p.numbers, p.texts, p.label) for p in named] == [
-        (
-            DEFINITION,
-            "lib/kv.mli",
-            (42,),
-            ("  val of_list : (key * 'a) list -> 'a t",),
-            "`IS.of_list`: function of_list (named in the instruction)",
-        )
+    named = [p for p in c.pieces if p.reason == "named in the instruction"]
+    assert [(p.rank, p.rel, p.numbers, p.texts) for p in named] == [
+        (DEFINITION, "lib/kv.mli", (42,), ("  val of_list : (key * 'a) list -> 'a t",))
     ]
     without = context("functors", "bin/main.ml", 23)
-    assert [p for p in without.pieces if "named in the instruction" in p.label] == []
-    assert not any(
-        p.rank == DEFINITION and p.rel == "lib/kv.mli" and 42 in p.numbers for p in without.pieces
-    )
-    # the rest of the slice does not change
-    assert [p for p in c.pieces if p not in named] == list(without.pieces)
+    assert not any(p.reason == "named in the instruction" for p in without.pieces)
 
 
-def test_prose_word_of_the_instruction_names_a_member_of_a_used_module() -> None:
-    c = context(
-        "wrapped",
-        "lib/shape.ml",
-        55,
-        instruction="return the shape unchanged when the displacement is the zero vector",
-    )
-    named = [(p.rank, p.rel, p.numbers, p.label) for p in c.pieces if "instruction" in p.label]
-    assert named == [
-        (DEFINITION, "lib/vec.mli", (9, 10), "`zero`: value zero (named in the instruction)")
-    ]
+def test_a_prose_word_of_the_instruction_names_a_member_of_a_used_module() -> None:
+    instruction = "return the shape unchanged when the displacement is the zero vector"
+    c = context("wrapped", "lib/shape.ml", 55, instruction=instruction)
+    zero = [p for p in c.pieces if p.rel == "lib/vec.mli" and 10 in p.numbers]
+    assert zero and all("named in the instruction" in p.reason for p in zero)
 
 
 def test_stopwords_of_the_instruction_name_nothing() -> None:
     plain = context("wrapped", "lib/shape.ml", 55)
-    # `make` (Vec.make) and `return` are stopwords; `length` is Vec.length
-    worded = context("wrapped", "lib/shape.ml", 55, instruction="make it return the length")
-    named = [(p.rank, p.rel, p.numbers, p.label) for p in worded.pieces if "instruction" in p.label]
-    assert named == [
-        (
-            DEFINITION,
-            "lib/vec.mli",
-            (24, 25),
-            "`length`: function length (named in the instruction)",
-        )
-    ]
-    assert [p for p in worded.pieces if p not in plain.pieces] == [
-        p for p in worded.pieces if "instruction" in p.label
-    ]
     only_stopwords = context("wrapped", "lib/shape.ml", 55, instruction="make the list and add it")
     assert only_stopwords.pieces == plain.pieces
+
+
+def test_words_of_the_instruction_raise_the_entries_that_share_them() -> None:
+    plain = context("wrapped", "lib/shape.ml", 55, budget=700)
+    worded = context("wrapped", "lib/shape.ml", 55, budget=700, instruction="use a dot product")
+    dot = [p for p in worded.pieces if p.label.startswith("Vec.dot")]
+    assert dot and "instruction" in dot[0].reason
+    assert not any(p.label.startswith("Vec.dot") for p in plain.pieces)
+
+
+# --------------------------------------------------------------------------- a huge target
+
+
+def test_a_huge_item_is_narrowed_to_the_lines_around_the_selection() -> None:
+    lines = ["let suite = ["] + [f'  test "case {k}" (fun () -> check {k});' for k in range(600)]
+    lines.append("]")
+    span = (0, len(lines) - 1)
+    lo, hi = narrow(lines, span, (300, 300), 500)
+    assert lo < 300 < hi
+    assert estimate_tokens(lines[lo : hi + 1]) >= 500 - 20
+    assert estimate_tokens(lines[lo : hi + 1]) <= 500 + 20
+    assert abs((300 - lo) - (hi - 300)) <= 1  # both ways alike
+    assert narrow(lines, (10, 12), (11, 11), 500) == (10, 12)  # small: as it is
+    assert narrow(lines, span, (0, 0), 500)[0] == 0  # at the top: grows down only
+    lo, hi = narrow(lines, span, (100, 400), 500)
+    assert (lo, hi) == (100, 400)  # the selection is kept whole
+
+
+@given(st.integers(0, 601), st.integers(0, 601), st.integers(1, 3000))
+def test_narrowing_stays_in_the_item_and_holds_the_selection(a: int, b: int, limit: int) -> None:
+    lines = ["x" * (k % 40) for k in range(602)]
+    start, end = 5, 590
+    lo, hi = narrow(lines, (start, end), (min(a, b), max(a, b)), limit)
+    assert start <= lo <= hi <= end
+    inside = (max(start, min(a, b, end)), min(end, max(start, max(a, b))))
+    assert lo <= inside[0] and inside[1] <= hi
 
 
 # --------------------------------------------------------------------------- quality
@@ -405,3 +269,9 @@ def test_context_recall_on_the_fixture_tasks() -> None:
     for project in projects:
         recall, _ = totals([o for o in outcomes if o.task.project == project])
         assert recall >= 0.95, project
+
+
+def test_types_the_target_uses_are_shown() -> None:
+    c = context("wrapped", "lib/shape.ml", 55)
+    types = [p for p in c.pieces if p.rank == TYPE]
+    assert any("Polygon" in p.label for p in types)

@@ -70,7 +70,7 @@ INSTRUCTION_WORD = 0.3
 DUNE_STANZA = 0.1
 FIRST_CALLER, NEXT_CALLER = 0.1, 0.005
 #: Entries of modules in scope made candidates, at most (the best by score per token).
-MAX_MODULE_CANDIDATES = 500
+MAX_MODULE_CANDIDATES = 300
 #: At most this many definitions are taken for one use (an ambiguous name).
 MAX_PER_USE = 3
 #: What a word of the instruction may name, tried in this order.

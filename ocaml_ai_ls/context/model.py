@@ -151,29 +151,28 @@ class Target:
 
 
 @dataclass(frozen=True)
+class Packed:
+    """What `pack` took (in the order it took it), the best of what it left, and what
+    the taken pieces cost (a line shown twice counted once)."""
+
+    pieces: tuple[Piece, ...]
+    dropped: tuple[Dropped, ...]
+    tokens: int
+
+
+@dataclass(frozen=True)
 class Context:
+    """What the prompt shows: pieces by role, the most needed first (the target), and
+    within a role by score."""
+
     rel: str
     target: Target | None
     pieces: tuple[Piece, ...]
     dropped: tuple[Dropped, ...] = ()
     budget: int = 0
     total_lines: dict[str, int] = field(default_factory=dict)
-
-    @property
-    def tokens(self) -> int:
-        """What the pieces cost as `pack` counted them: a line shown twice, once."""
-        shown: set[tuple[str, int]] = set()
-        files: set[str] = set()
-        total = 0
-        for p in self.pieces:
-            new = [t for n, t in zip(p.numbers, p.texts, strict=True) if (p.rel, n) not in shown]
-            shown.update((p.rel, n) for n in p.numbers)
-            if new:
-                total += (
-                    estimate_tokens(new) + GAP_TOKENS + (FILE_TOKENS if p.rel not in files else 0)
-                )
-                files.add(p.rel)
-        return total
+    #: What the pieces cost, as `pack` counted them.
+    tokens: int = 0
 
     @property
     def files(self) -> tuple[str, ...]:

@@ -132,9 +132,9 @@ def modules_in_scope(
         old = found.get(module)
         if old is None:
             found[module] = InScope(module, weight, reason)
-        elif weight > old.weight:
-            found[module] = InScope(module, weight, f"{reason}; {old.reason}")
-        elif reason not in old.reason:
+        elif weight > old.weight:  # the strongest reason first, and one more at most
+            found[module] = InScope(module, weight, f"{reason}; {old.reason.split('; ')[0]}")
+        elif "; " not in old.reason:
             found[module] = InScope(module, old.weight, f"{old.reason}; {reason}")
 
     for m in used:
@@ -162,10 +162,10 @@ def modules_in_scope(
                 break
             if name in named:
                 continue
-            modules = _modules_named(name, index, resolver, here, local, resolve=False)
-            for m in modules:
+            beside = _modules_named(name, index, resolver, here, local, resolve=False)
+            for m in beside:
                 add(m, NEIGHBOURS * fraction, f"{fraction:.0%} of the files beside it name {name}")
-            taken += bool(modules)
+            taken += bool(beside)
     if words.parts and own is not None:
         matches = [
             (words.overlap(u.name), u)

@@ -20,7 +20,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from .model import FILE_TOKENS, GAP_TOKENS, TARGET, Candidate, Dropped, Piece, estimate_tokens
+from .model import (
+    FILE_TOKENS,
+    GAP_TOKENS,
+    TARGET,
+    Candidate,
+    Dropped,
+    Packed,
+    Piece,
+    estimate_tokens,
+)
 
 #: From this score on a candidate is shown whole when its extra lines are few.
 FULL_SCORE = 0.5
@@ -61,9 +70,7 @@ def _cost(c: Candidate, form: tuple[int, ...], seen: set[int]) -> int:
     return estimate_tokens(new) + GAP_TOKENS if new else 0
 
 
-def pack(
-    candidates: Sequence[Candidate], budget: int, home: str = ""
-) -> tuple[list[Piece], list[Dropped]]:
+def pack(candidates: Sequence[Candidate], budget: int, home: str = "") -> Packed:
     """Pieces in the order they were taken, and the best of what did not fit
     (`home`: the file being edited)."""
     shown: dict[str, set[int]] = {}
@@ -94,7 +101,7 @@ def pack(
         Dropped(_piece(c, form, c.label), f"needs {cost} tokens, {left.left(c.rel)} left")
         for c, form, cost in missed[:MAX_DROPPED]
     ]
-    return kept, dropped
+    return Packed(tuple(kept), tuple(dropped), left.used)
 
 
 def _piece(c: Candidate, form: tuple[int, ...], label: str) -> Piece:

@@ -11,11 +11,14 @@ returned.
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
+from cachetools import LRUCache
 from tree_sitter import Tree
 
 from ..positions import encode
+from ..uris import path_to_uri
 from ..workspace import FileText, Workspace
 from .candidates import Request, collect
 from .index import SourceFile, WorkspaceIndex
@@ -24,6 +27,11 @@ from .model import Context, Target, estimate_tokens, split_lines
 from .pack import pack
 from .parsing import SourceKind, parse
 from .summary import FileSummary, summarize
+
+#: Lines of files on disk by (path, modification time, size): a request reads dozens
+#: of files that seldom change between two requests.
+_DISK_LINES: LRUCache[tuple[Path, int, int], list[str]] = LRUCache(maxsize=256)
+_DISK_LOCK = threading.Lock()
 
 
 class _Texts:
@@ -35,9 +43,28 @@ class _Texts:
 
     def lines(self, path: Path) -> list[str] | None:
         if path not in self._lines:
-            found = self.ws.read(path)
-            self._lines[path] = split_lines(found.text) if found is not None else None
+            self._lines[path] = self._read(path)
         return self._lines[path]
+
+    def _read(self, path: Path) -> list[str] | None:
+        if self.ws.documents.get(path_to_uri(path)) is None:
+            try:
+                stat = path.stat()
+            except OSError:
+                return None
+            key = (path, stat.st_mtime_ns, stat.st_size)
+            with _DISK_LOCK:
+                cached = _DISK_LINES.get(key)
+            if cached is not None:
+                return cached
+            found = self.ws.read(path)
+            lines = split_lines(found.text) if found is not None else None
+            if lines is not None and found is not None and not found.is_open:
+                with _DISK_LOCK:
+                    _DISK_LINES[key] = lines
+            return lines
+        found = self.ws.read(path)
+        return split_lines(found.text) if found is not None else None
 
 
 def narrow(
@@ -131,10 +158,13 @@ def build_context(
     candidates = collect(
         request, index, texts.lines, full_file_tokens=full_file_tokens, max_callers=max_callers
     )
-    kept, dropped = pack(candidates, budget, current.rel)
+    packed = pack(candidates, budget, current.rel)
     totals = {current.rel: len(request.lines)}
-    for piece in kept:
+    for piece in packed.pieces:
         if piece.rel not in totals:
             lines = texts.lines(ws.root / piece.rel)
             totals[piece.rel] = len(lines) if lines is not None else piece.last_line
-    return Context(current.rel, request.target, tuple(kept), tuple(dropped), budget, totals)
+    pieces = sorted(packed.pieces, key=lambda p: (p.rank, -p.score))
+    return Context(
+        current.rel, request.target, tuple(pieces), packed.dropped, budget, totals, packed.tokens
+    )
