@@ -73,6 +73,11 @@ def _parser(snapshot: bool = True) -> argparse.ArgumentParser:
         "--instruction", default="", help="also look up the names this instruction mentions"
     )
     context.add_argument("--json", action="store_true", help="print the pieces as JSON")
+    context.add_argument(
+        "--explain",
+        action="store_true",
+        help="why each piece was chosen (its score and reason), and what did not fit",
+    )
     _ces_parser(sub)
     if snapshot:
         from .eval.cli import add_parser as add_eval_parser
@@ -262,7 +267,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             path, line, _col = parse_location(args.location)
         except UsageError as e:
             parser.error(str(e))
-        return run_context(path, line, args.root, args.instruction, args.json)
+        return run_context(path, line, args.root, args.instruction, args.json, args.explain)
     logging.basicConfig(
         level=args.log_level.upper(),
         filename=args.log_file,

@@ -37,6 +37,7 @@ from .config import (
 )
 from .context.index import WorkspaceIndex
 from .context.model import Context
+from .context.render import explain
 from .diagnostics import diagnostics_by_uri
 from .documents import DocumentStore
 from .instructions import find_instructions
@@ -934,6 +935,10 @@ def create_server() -> OcamlAiServer:
         except (RequestError, GenerationError) as exc:
             raise JsonRpcInvalidParams(f"{CONTEXT_COMMAND}: {exc}") from None
         context: Context = prep.context
-        return context.to_json()
+        found = context.to_json()
+        arg = args[0] if len(args) == 1 else None
+        if isinstance(arg, dict) and arg.get("explain") is True:
+            found["explain"] = explain(context)
+        return found
 
     return server

@@ -16,7 +16,9 @@ import pytest
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "projects"
 #: `[RANK ROLE] path:start-end  label (N tokens)`
-HEADER = re.compile(r"^\[(\d) ([^\]]+)\] (\S+):(\d+)-(\d+)  (.*) \((\d+) tokens\)$")
+HEADER = re.compile(
+    r"^\[(\d) ([^\]]+)\] (\S+):(\d+)-(\d+)  (.*) \((\d+) tokens(?:, score ([0-9.]+))?\)$"
+)
 NUMBERED = re.compile(r"^ *(\d+)\| (.*)$")
 
 
@@ -77,7 +79,9 @@ def test_json_has_the_target_and_definitions_from_other_files(wrapped: Path) -> 
         "`G.Vec.to_string`: function to_string",
         "val to_string : t -> string",
     ) in rank4
-    assert all(path != "bin/main.ml" for path, _, _ in rank4)
+    # from the file being edited, only the alias its paths go through (`module G = Geo`)
+    assert [text for path, _, text in rank4 if path == "bin/main.ml"] in ([], ["module G = Geo"])
+    assert all("score" in p and p["reason"] for p in result["pieces"][1:])
     for p in result["pieces"]:
         lines = (wrapped / p["path"]).read_text().splitlines()
         assert p["text"] == "\n".join(lines[n - 1] for n in p["lines"]), p["label"]
@@ -110,7 +114,7 @@ def test_plain_output_lists_numbered_pieces(wrapped: Path) -> None:
             continue
         head = HEADER.match(line)
         if head:
-            rank, role, path, start, end, label, tokens = head.groups()
+            rank, role, path, start, end, label, tokens, score = head.groups()
             blocks.append(
                 {
                     "rank": int(rank),
@@ -120,6 +124,7 @@ def test_plain_output_lists_numbered_pieces(wrapped: Path) -> None:
                     "endLine": int(end),
                     "label": label,
                     "tokens": int(tokens),
+                    "score": score or "1.000",
                     "lines": [],
                     "text": [],
                 }
@@ -131,8 +136,12 @@ def test_plain_output_lists_numbered_pieces(wrapped: Path) -> None:
         blocks[-1]["text"].append(numbered[2])
     for block in blocks:
         block["text"] = "\n".join(block["text"])
-    assert blocks == as_json["pieces"]
-    assert {b["rank"] for b in blocks} == {1, 2, 4, 5, 6}
+    expected = [
+        {**{k: v for k, v in p.items() if k != "reason"}, "score": f"{p['score']:.3f}"}
+        for p in as_json["pieces"]
+    ]
+    assert blocks == expected
+    assert {b["rank"] for b in blocks} >= {1, 2, 4, 6, 7}
 
 
 @pytest.mark.parametrize("with_instruction", [True, False])
@@ -141,13 +150,13 @@ def test_an_instruction_adds_the_names_it_mentions(tmp_path: Path, with_instruct
     extra = ["--instruction", "use IS.of_list"] if with_instruction else []
     result = run_json(root, "bin/main.ml:22", "--root", str(root), *extra)
     assert result["target"]["name"] == "squares"
-    named = [p for p in result["pieces"] if "named in the instruction" in p["label"]]
+    named = [p for p in result["pieces"] if p["reason"] == "named in the instruction"]
     if not with_instruction:
         assert named == []
         return
     [piece] = named
     assert piece["rank"] == 4 and piece["path"] == "lib/kv.mli"
-    assert piece["label"] == "`IS.of_list`: function of_list (named in the instruction)"
+    assert piece["label"] == "`IS.of_list`: function of_list"
     assert piece["lines"] == [42]
     assert piece["text"] == "  val of_list : (key * 'a) list -> 'a t"
 
@@ -204,3 +213,26 @@ def test_line_one_of_an_empty_file(wrapped: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout)
     assert result["pieces"][0]["path"] == "lib/empty.ml"
+
+
+def test_explain_gives_each_pieces_score_and_reason_and_what_did_not_fit(tmp_path: Path) -> None:
+    root = copy_fixture(tmp_path, "wrapped")
+    (root / ".ocaml-ai.toml").write_text("[context]\nbudget_tokens = 400\n")
+    proc = run(root, "lib/shape.ml:55", "--instruction", "use the dot product", "--explain")
+    assert proc.returncode == 0 and proc.stderr == ""
+    out = proc.stdout.splitlines()
+    assert re.fullmatch(r"lib/shape\.ml: \d+ of 400 tokens, \d+ pieces", out[0]), out[0]
+    assert out[1].strip().startswith("kept always  lib/shape.ml:55-62  `translate`")
+    # every kept piece: its score, where it is, what it is; the reason on the next line
+    kept = [line for line in out[2:] if line.lstrip().startswith("score ")]
+    assert kept and all(re.match(r" +score \d\.\d{3}  \S+:\d+-\d+  ", line) for line in kept)
+    assert "                the target uses `Vec.add`" in out
+    assert any("declares the target" in line for line in out)
+    cut = out.index(next(line for line in out if line.startswith("best of what did not fit")))
+    dropped = [line for line in out[cut + 1 :] if line.lstrip().startswith("score ")]
+    assert dropped and all(re.search(r": needs \d+ tokens, -?\d+ left$", line) for line in dropped)
+    # the same as the JSON, which carries the text too
+    as_json = run_json(root, "lib/shape.ml:55", "--instruction", "use the dot product", "--explain")
+    assert as_json["explain"] == proc.stdout.rstrip("\n")
+    assert len(dropped) == min(15, len(as_json["dropped"]))
+    assert all(d["why"] for d in as_json["dropped"])

@@ -274,4 +274,4 @@ def test_context_recall_on_the_fixture_tasks() -> None:
 def test_types_the_target_uses_are_shown() -> None:
     c = context("wrapped", "lib/shape.ml", 55)
     types = [p for p in c.pieces if p.rank == TYPE]
-    assert any("Polygon" in p.label for p in types)
+    assert any("| Polygon of" in "\n".join(p.texts) for p in types)  # the whole variant

@@ -200,6 +200,8 @@ class _Collector:
             return None
         last = d.end_line if d.kind in FULL_KINDS else d.sig_end_line
         what = f"{d.owner}.{d.name}" if d.owner else d.name
+        # a constructor or field is shown with its whole type, which starts before it
+        part = d.kind in (DefKind.CONSTRUCTOR, DefKind.FIELD)
         return self.candidate(
             role,
             f.file.rel,
@@ -208,7 +210,7 @@ class _Collector:
             score,
             reason,
             f"`{used_as}`: {d.kind} {what}",
-            range(d.line, last + 1),
+            () if part else range(d.line, last + 1),
         )
 
     def _in_target(self, f: Found) -> bool:

@@ -122,7 +122,7 @@ class Piece:
             "lines": list(self.numbers),
             "text": "\n".join(self.texts),
             "tokens": self.tokens,
-            "score": round(self.score, 4),
+            "score": round(self.score, 3),
             "reason": self.reason,
         }
 

@@ -60,7 +60,7 @@ def explain(context: Context, dropped: int = 15) -> str:
             out.append(f"{'':>16}{p.reason}")
     best: list[Dropped] = list(context.dropped[:dropped])
     if best:
-        out.append(f"best of what did not fit ({len(context.dropped)} shown at most {dropped}):")
+        out.append(f"best of what did not fit ({len(best)} of {len(context.dropped)}):")
     for d in best:
         p = d.piece
         out.append(f"  {'score ' + format(p.score, '.3f'):>12}  {_where(p)}  {p.label}: {d.why}")

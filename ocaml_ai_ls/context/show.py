@@ -21,7 +21,8 @@ from ..positions import Encoding
 from ..request import GenerateRequest
 from ..workspace import Workspace, find_root, is_inside
 from .index import WorkspaceIndex
-from .model import ROLES, Context
+from .model import ROLES, TARGET, Context
+from .render import explain
 
 
 class ContextError(Exception):
@@ -65,7 +66,8 @@ def print_context(context: Context, out: TextIO = sys.stdout) -> None:
     print(f"{context.rel}: {context.tokens} of {context.budget} tokens", file=out)
     for p in context.pieces:
         head = f"[{p.rank} {ROLES[p.rank]}] {p.rel}:{p.first_line}-{p.last_line}"
-        print(f"\n{head}  {p.label} ({p.tokens} tokens)", file=out)
+        score = "" if p.rank == TARGET else f", score {p.score:.3f}"
+        print(f"\n{head}  {p.label} ({p.tokens} tokens{score})", file=out)
         width = len(str(p.last_line))
         for n, text in zip(p.numbers, p.texts, strict=True):
             print(f"{n:>{width}}| {text}", file=out)
@@ -76,7 +78,12 @@ def print_context(context: Context, out: TextIO = sys.stdout) -> None:
 
 
 def run_context(
-    path: Path, line: int | None, root: Path | None, instruction: str, as_json: bool
+    path: Path,
+    line: int | None,
+    root: Path | None,
+    instruction: str,
+    as_json: bool,
+    explained: bool = False,
 ) -> int:
     try:
         context = slice_at(path, line, root, instruction)
@@ -85,8 +92,13 @@ def run_context(
         return 2
     try:
         if as_json:
-            json.dump(context.to_json(), sys.stdout, indent=2)
+            found = context.to_json()
+            if explained:
+                found["explain"] = explain(context)
+            json.dump(found, sys.stdout, indent=2)
             print()
+        elif explained:
+            print(explain(context))
         else:
             print_context(context)
         sys.stdout.flush()
