@@ -37,11 +37,11 @@ from lsprotocol import types
 
 from ocaml_ai_ls.config import Settings
 from ocaml_ai_ls.context.index import WorkspaceIndex
+from ocaml_ai_ls.context.render import render_blocks
 from ocaml_ai_ls.context.summary import ChunkCache
 from ocaml_ai_ls.documents import DocumentStore
 from ocaml_ai_ls.pipeline import prepare
 from ocaml_ai_ls.positions import Encoding
-from ocaml_ai_ls.context.render import render_blocks
 from ocaml_ai_ls.prompt import build_messages
 from ocaml_ai_ls.request import GenerateRequest
 from ocaml_ai_ls.uris import path_to_uri

@@ -91,7 +91,9 @@ def test_store_open_change_close() -> None:
     )
 )
 def test_random_edits_keep_text_and_tree_in_step(edits: list[tuple[int, int, str]]) -> None:
-    """Any sequence of edits (UTF-16 positions, odd characters) equals a fresh parse."""
+    """Any sequence of edits (UTF-16 positions, odd characters) gives the text, and a tree
+    equal to a fresh parse wherever the text parses: tree-sitter's error recovery may
+    differ between an incremental and a fresh parse (`(` typed over the first line)."""
     doc = Document.open("file:///p/a.ml", 1, SOURCE, Encoding.UTF16)
     rng = random.Random(len(edits))
     expected = SOURCE
@@ -106,4 +108,5 @@ def test_random_edits_keep_text_and_tree_in_step(edits: list[tuple[int, int, str
         assert doc.text == expected
     assert doc.tree is not None
     fresh = parse(encode(expected), SourceKind.IMPLEMENTATION)
-    assert str(doc.tree.root_node) == str(fresh.root_node)
+    if not fresh.root_node.has_error:
+        assert str(doc.tree.root_node) == str(fresh.root_node)

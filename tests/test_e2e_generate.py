@@ -55,7 +55,7 @@ async def test_prose_around_a_diff_gives_a_verified_versioned_edit(
     prompt = model.requests[0]["messages"][-1]["content"]
     assert "   7| let area = function" in prompt
     assert "Target: `area` (value_definition), lines 7-9 of lib/shapes.ml" in prompt
-    assert "### lib/shapes.mli (14 lines; the interface of this module)" in prompt
+    assert "### lib/shapes.mli (14 lines; the other half of the module)" in prompt
     assert "make rectangle areas non-negative" in prompt
     # one progress message per stage
     messages = editor.progress_messages()

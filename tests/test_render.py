@@ -71,7 +71,7 @@ def test_blocks_put_the_file_being_edited_last() -> None:
     blocks = render_blocks(CONTEXT)
     assert [rel for rel, _ in blocks] == ["lib/b.mli", "lib/a.ml"]
     edited = blocks[1][1]
-    assert edited.startswith("### lib/a.ml (10 lines; `f`, the file's opens)")
+    assert edited.startswith("### lib/a.ml (10 lines; `f`, the rest of the file being edited)")
     assert "   1| open Util\n      ...\n   3| let f x =\n   4|   g x\n      ...\n```" in edited
 
 

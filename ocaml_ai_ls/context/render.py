@@ -4,11 +4,13 @@ the `--explain` view a user reads to see why the model was (not) shown something
 
 from __future__ import annotations
 
-from .model import DUNE, FILE, INTERFACE, ROLES, TARGET, Context, Dropped, Piece
+from .model import DUNE, ROLES, TARGET, Context, Dropped, Piece
 
 
 def _describe(piece: Piece) -> str:
-    return piece.label if piece.rank in (TARGET, FILE, INTERFACE, DUNE) else ROLES[piece.rank]
+    """What a piece is, for its file's header: the target and the stanza by their names,
+    the others by their role (a header listing fifty entries would say nothing)."""
+    return piece.label if piece.rank in (TARGET, DUNE) else ROLES[piece.rank]
 
 
 def file_block(rel: str, pieces: list[Piece], total: int) -> str:
