@@ -27,6 +27,7 @@ from ocaml_ai_ls.context.model import (
     Packed,
     estimate_tokens,
 )
+from ocaml_ai_ls.context.pack import pack
 from ocaml_ai_ls.context.slicer import build_context, narrow
 from ocaml_ai_ls.documents import DocumentStore
 from ocaml_ai_ls.workspace import Workspace
@@ -58,7 +59,7 @@ def shown(c: Context, rel: str) -> set[int]:
 def candidates(monkeypatch: pytest.MonkeyPatch) -> list[list[Candidate]]:
     """The candidates each build_context call hands to pack()."""
     calls: list[list[Candidate]] = []
-    real = slicer.pack
+    real = pack
 
     def spy(cands: Sequence[Candidate], budget: int, home: str = "") -> Packed:
         calls.append(list(cands))
