@@ -185,12 +185,12 @@ class Column:
 def ours(case: Case, root: Path, index: WorkspaceIndex, settings: Settings) -> tuple[str, str]:
     """The prompt's text outside the target file, as the pipeline builds it, and the
     whole prompt."""
-    ws = Workspace(root, index.documents or DocumentStore(), index)
+    ws = Workspace(root, index.documents or DocumentStore())
     position = types.Position(line=case.line - 1, character=0)
     req = GenerateRequest(
         path_to_uri(root / case.target), case.subject, types.Range(start=position, end=position)
     )
-    prep = prepare(req, ws, settings, Encoding.UTF8)
+    prep = prepare(req, ws, settings, Encoding.UTF8, index)
     user = build_messages(prep.context, case.subject)[1].content
     outside = [text for rel, text in render_blocks(prep.context) if rel != prep.context.rel]
     assert all(text in user for text in outside)  # the blocks are what the model reads

@@ -92,7 +92,7 @@ def shown(context: Context) -> set[tuple[str, int]]:
 
 def slice_for(task: Task, index: WorkspaceIndex, budget: int) -> Context:
     root = PROJECTS / task.project
-    ws = Workspace(root, index.documents or DocumentStore(), index)
+    ws = Workspace(root, index.documents or DocumentStore())
     current = ws.read(root / task.file)
     assert current is not None, task.file
     lines = current.text.splitlines(keepends=True)

@@ -68,7 +68,7 @@ def slice_latency(root: Path, samples: int) -> list[float]:
     documents = DocumentStore()
     index = WorkspaceIndex(root, documents)
     index.scan()
-    ws = Workspace(root, documents, index)
+    ws = Workspace(root, documents)
     rng = random.Random(7)
     paths = sorted(p for p in index.files if p.suffix == ".ml")
     targets: list[tuple[Path, int]] = []

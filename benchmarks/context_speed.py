@@ -55,7 +55,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     index.scan()
     index.usage()  # the name tables, as the first request would build them
     scan_ms = (time.perf_counter() - started) * 1000
-    ws = Workspace(root, documents, index)
+    ws = Workspace(root, documents)
     items = [
         (source.path, d.start_line)
         for source in sorted(index.files.values(), key=lambda s: s.rel)

@@ -24,9 +24,10 @@ from pygls.lsp.client import LanguageClient
 from . import __version__
 from .config import Settings, SettingsError, SettingsLayers, read_config_file
 from .edits.client_apply import ApplyRefused, plan_workspace_edit
+from .paths import is_inside
 from .positions import Encoding, decode, encode
 from .uris import path_to_uri, uri_to_path
-from .workspace import find_root, is_inside
+from .workspace import find_root
 
 EXIT_OK, EXIT_NO_EDIT, EXIT_USAGE = 0, 1, 2
 _LOCATION = re.compile(r"\A(?P<path>.+?)(?::(?P<line>\d+))?(?::(?P<col>\d+))?\Z")

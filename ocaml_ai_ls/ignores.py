@@ -15,7 +15,7 @@ from pathlib import Path
 
 from pathspec import GitIgnoreSpec
 
-from .workspace import is_inside, is_skipped_dir
+from .paths import is_inside, is_skipped_dir
 
 log = logging.getLogger(__name__)
 

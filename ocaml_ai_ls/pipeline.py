@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from .config import Settings
+from .context.index import WorkspaceIndex
 from .context.model import Context
 from .context.slicer import build_context
 from .edits.apply import apply_file_edit
@@ -73,8 +74,15 @@ class GenerationError(Exception):
     """The request cannot be served at all (no such file, not OCaml, ...)."""
 
 
-def prepare(req: GenerateRequest, ws: Workspace, settings: Settings, enc: Encoding) -> Prepared:
-    """Read the file, take out the instruction comment, and slice the context."""
+def prepare(
+    req: GenerateRequest,
+    ws: Workspace,
+    settings: Settings,
+    enc: Encoding,
+    index: WorkspaceIndex | None = None,
+) -> Prepared:
+    """Read the file, take out the instruction comment, and slice the context (from the
+    root's `index`; without one, files are read as the slice needs them)."""
     path = uri_to_path(req.uri)
     if path is None:
         raise GenerationError(f"{req.uri} is not a file")
@@ -82,14 +90,12 @@ def prepare(req: GenerateRequest, ws: Workspace, settings: Settings, enc: Encodi
     if current is None:
         raise GenerationError(f"cannot read {req.uri} (missing, not UTF-8, or too large)")
     data = encode(current.text)
-    index = LineIndex(data, enc)
+    at = LineIndex(data, enc)
     selection: tuple[int, int] | None = None
     if req.range is not None:
-        selection = (index.offset(req.range.start), index.offset(req.range.end))
+        selection = (at.offset(req.range.start), at.offset(req.range.end))
     if req.comment is not None:
-        start, end = removal_span(
-            data, index.offset(req.comment.start), index.offset(req.comment.end)
-        )
+        start, end = removal_span(data, at.offset(req.comment.start), at.offset(req.comment.end))
         data = data[:start] + data[end:]
         if selection is not None:
             removed = end - start
@@ -109,6 +115,7 @@ def prepare(req: GenerateRequest, ws: Workspace, settings: Settings, enc: Encodi
         budget=c.budget_tokens,
         full_file_tokens=c.full_file_tokens,
         max_callers=c.max_callers,
+        index=index,
     )
     return Prepared(current, base_text, context)
 
@@ -296,6 +303,7 @@ async def generate(
     support: EditorSupport,
     report: Callable[[str], None] = lambda stage: None,
     checker: Checker | None = None,
+    index: WorkspaceIndex | None = None,
 ) -> GenerateResult:
     """Run the pipeline; model failures become `result.error`, never exceptions.
 
@@ -310,7 +318,7 @@ async def generate(
     t0 = time.perf_counter()
     report("context")
     try:
-        prep = prepare(req, ws, settings, support.encoding)
+        prep = prepare(req, ws, settings, support.encoding, index)
     except GenerationError as exc:
         result.error = str(exc)
         return result

@@ -43,6 +43,7 @@ from .documents import DocumentStore
 from .instructions import find_instructions
 from .metrics.store import GenerationRecord, MetricsStore, default_db_path, workspace_hash
 from .outcomes import OutcomeTracker
+from .paths import is_inside
 from .pipeline import (
     STAGES,
     Checker,
@@ -62,7 +63,7 @@ from .uris import uri_to_path
 from .verify.pool import PoolBusy, ShadowPool
 from .verify.result import TIMEOUT, CheckError, Verification
 from .verify.single import SingleFileChecker, disk_reader
-from .workspace import Workspace, find_root, is_inside, is_project
+from .workspace import Workspace, find_root, is_project
 
 log = logging.getLogger(__name__)
 
@@ -387,7 +388,8 @@ class OcamlAiServer(LanguageServer):
         if path is None:
             raise RequestError(f"{uri} is not a file URI")
         root = find_root(path, self.folders)
-        return Workspace(root, self.documents, self.index_for(root))
+        self.index_for(root)  # the first request on a root starts indexing it
+        return Workspace(root, self.documents)
 
     # -- the context index -------------------------------------------------
 
@@ -636,6 +638,7 @@ class OcamlAiServer(LanguageServer):
                 self.support(),
                 progress.report,
                 self.checker_for(ws),
+                self.index_for(ws.root),
             )
 
         job = asyncio.ensure_future(run())
@@ -931,7 +934,7 @@ def create_server() -> OcamlAiServer:
             req = parse_request(list(args), instruction_required=False, command=CONTEXT_COMMAND)
             ws = ls.workspace_for(req.uri)
             await ls.wait_for_index(ws, lambda message: None)
-            prep = prepare(req, ws, ls.settings, ls.documents.encoding)
+            prep = prepare(req, ws, ls.settings, ls.documents.encoding, ls.index_for(ws.root))
         except (RequestError, GenerationError) as exc:
             raise JsonRpcInvalidParams(f"{CONTEXT_COMMAND}: {exc}") from None
         context: Context = prep.context

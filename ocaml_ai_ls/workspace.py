@@ -8,20 +8,14 @@ directories.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING
 
 from .documents import DocumentStore
+from .paths import SKIPPED_DIRS, is_inside
 from .uris import path_to_uri
 
-if TYPE_CHECKING:
-    from .context.index import WorkspaceIndex
-
-#: Directories whose files are never read into a prompt nor edited.
-SKIPPED_DIRS = frozenset({".git", "_build", "_opam", "node_modules", ".hg", ".svn"})
 #: Files larger than this are not read (a generated file, not source).
 MAX_FILE_BYTES = 2_000_000
 #: Files whose presence marks a project root when the editor gives none.
@@ -70,27 +64,12 @@ def is_project(root: Path) -> bool:
     return any((root / marker).exists() for marker in ROOT_MARKERS)
 
 
-def is_skipped_dir(name: str) -> bool:
-    """A directory never read for context, never mirrored, never edited: build, VCS, hidden."""
-    return name in SKIPPED_DIRS or name.startswith(".")
-
-
-def is_inside(path: Path, root: Path) -> bool:
-    """Whether `path`, symlinks resolved (existing or not), stays under `root`."""
-    real, real_root = Path(os.path.realpath(path)), Path(os.path.realpath(root))
-    return real == real_root or real_root in real.parents
-
-
 class Workspace:
     """Reads and resolves files under one root."""
 
-    def __init__(
-        self, root: Path, documents: DocumentStore, index: WorkspaceIndex | None = None
-    ) -> None:
+    def __init__(self, root: Path, documents: DocumentStore) -> None:
         self.root = root
         self.documents = documents
-        #: The context engine's index of this root (one is built on demand if None).
-        self.index = index
 
     def rel(self, path: Path) -> str:
         try:

@@ -165,7 +165,7 @@ def test_the_budget_only_decides_what_is_packed(candidates: list[list[Candidate]
 def test_whole_file_when_there_is_no_selection() -> None:
     root = PROJECTS / "wrapped"
     index = index_of("wrapped")
-    ws = Workspace(root, DocumentStore(), index)
+    ws = Workspace(root, DocumentStore())
     current = ws.read(root / "util" / "listx.ml")
     assert current is not None
     c = build_context(ws, current, current.text, None, index=index)
@@ -184,7 +184,7 @@ def test_whole_file_when_there_is_no_selection() -> None:
 def test_non_ocaml_file_is_shown_alone() -> None:
     root = PROJECTS / "wrapped"
     index = index_of("wrapped")
-    ws = Workspace(root, DocumentStore(), index)
+    ws = Workspace(root, DocumentStore())
     current = ws.read(root / "lib" / "dune")
     assert current is not None
     c = build_context(ws, current, current.text, (0, 0), index=index)

@@ -328,8 +328,11 @@ def test_kill_9_in_the_middle_of_a_snapshot_loses_at_most_that_snapshot(
     for i, fraction in enumerate((0.2, 0.5, 0.8)):
         done = _take_and_kill(store, 10 + i, whole * fraction)
         log = store.log()
-        kept += done
-        assert len(log) == kept and log[0].id == first.id
+        # a finished take is kept; a killed one is kept or not: killed after the branch
+        # moved but before the process exited, it is there though `done` is false
+        assert len(log) in ((kept + 1,) if done else (kept, kept + 1)), (done, len(log), kept)
+        assert log[0].id == first.id
+        kept = len(log)
         fsck_clean(store)
     after = store.take({"lib/a.ml": b"let x = 3\n"}, BuildState(GREEN))
     assert after is not None and store.log()[-1] == after

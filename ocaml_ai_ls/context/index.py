@@ -22,8 +22,8 @@ from pathlib import Path
 
 from ..documents import Document, DocumentStore
 from ..ignores import counts, walk_project
+from ..paths import is_inside
 from ..uris import path_to_uri, uri_to_path
-from ..workspace import is_inside
 from .dune import DuneFile, DuneSyntaxError, Stanza, module_name, read_dune
 from .parsing import SourceKind, parse
 from .summary import ChunkCache, FileSummary, resummarize, summarize

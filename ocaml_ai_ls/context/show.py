@@ -16,10 +16,11 @@ from lsprotocol import types
 
 from ..config import SettingsError, SettingsLayers, read_config_file
 from ..documents import DocumentStore
+from ..paths import is_inside
 from ..pipeline import GenerationError, prepare
 from ..positions import Encoding
 from ..request import GenerateRequest
-from ..workspace import Workspace, find_root, is_inside
+from ..workspace import Workspace, find_root
 from .index import WorkspaceIndex
 from .model import ROLES, TARGET, Context
 from .render import explain
@@ -43,7 +44,7 @@ def slice_at(path: Path, line: int | None, root: Path | None, instruction: str =
     documents = DocumentStore()
     index = WorkspaceIndex(root, documents)
     index.scan()
-    ws = Workspace(root, documents, index)
+    ws = Workspace(root, documents)
     current = ws.read(path)
     if current is None:
         raise ContextError(f"cannot read {path}")
@@ -56,7 +57,7 @@ def slice_at(path: Path, line: int | None, root: Path | None, instruction: str =
         at = types.Range(start=start, end=start)
     req = GenerateRequest(current.uri, instruction, at)
     try:  # the same preparation as a request to the server
-        return prepare(req, ws, settings, Encoding.UTF8).context
+        return prepare(req, ws, settings, Encoding.UTF8, index).context
     except GenerationError as e:
         raise ContextError(str(e)) from None
 

@@ -152,7 +152,7 @@ def build_context(
 
     `selection` holds UTF-8 byte offsets into `text`; None means the whole file.
     """
-    index = index or ws.index or WorkspaceIndex(ws.root, ws.documents)
+    index = index or WorkspaceIndex(ws.root, ws.documents)
     request = read_request(index, current, text, selection, instruction, full_file_tokens)
     texts = _Texts(ws, current.path, request.lines)
     candidates = collect(

@@ -46,6 +46,7 @@ from ..config import (
 )
 from ..context.index import WorkspaceIndex
 from ..documents import DocumentStore
+from ..paths import SKIPPED_DIRS, is_inside
 from ..pipeline import Checker, EditorSupport, generate
 from ..providers import ManagedProvider, make_provider
 from ..providers.base import Provider
@@ -54,7 +55,7 @@ from ..uris import path_to_uri
 from ..verify.pool import ShadowPool
 from ..verify.result import OK, PARSE_ERROR, TEST_FAILURE, Verification
 from ..verify.single import SingleFileChecker, disk_reader
-from ..workspace import SKIPPED_DIRS, Workspace, is_inside
+from ..workspace import Workspace
 from .replay import AnswerKey, CallLog, ReplayProvider, append_lines, load_answers
 from .tasks import Task
 
@@ -291,6 +292,7 @@ class _TaskState:
 
     root: Path
     ws: Workspace
+    index: WorkspaceIndex
     checker: Checker | None
     pool: ShadowPool | None
     left: int
@@ -443,9 +445,9 @@ class Runner:
             documents = DocumentStore()
             index = WorkspaceIndex(root, documents)
             await asyncio.to_thread(index.scan)
-            ws = Workspace(root, documents, index)
+            ws = Workspace(root, documents)
             checker, pool = self._checker(task, root)
-            state = _TaskState(root, ws, checker, pool, self._per_task[task.id])
+            state = _TaskState(root, ws, index, checker, pool, self._per_task[task.id])
             if pool is not None:
                 # built once before the first attempt, as the editor warms its shadows at
                 # start: every attempt (whichever arm comes first) checks in a warm build
@@ -511,7 +513,13 @@ class Runner:
         calls = CallLog(self._provider(arm, task, sample))
         settings = replace(self.opts.settings, model=arm.model)
         result = await generate(
-            req, state.ws, calls, settings, EditorSupport(), checker=state.checker
+            req,
+            state.ws,
+            calls,
+            settings,
+            EditorSupport(),
+            checker=state.checker,
+            index=state.index,
         )
         record = attempt_record(
             result,

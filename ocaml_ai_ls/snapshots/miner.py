@@ -447,7 +447,7 @@ def slice_before(
         documents = DocumentStore()
         index = WorkspaceIndex(root, documents, cache)
         index.scan()
-        ws = Workspace(root, documents, index)
+        ws = Workspace(root, documents)
         current = ws.read(root / rel)
         if current is None:
             return ""

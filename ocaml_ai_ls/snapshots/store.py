@@ -43,8 +43,9 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from ..ignores import _ignored, _read_gitignore, walk_project
+from ..paths import is_skipped_dir
 from ..verify.result import CheckError
-from ..workspace import MAX_FILE_BYTES, is_skipped_dir
+from ..workspace import MAX_FILE_BYTES
 
 GREEN, RED, UNKNOWN = "green", "red", "unknown"
 

@@ -22,7 +22,7 @@ from collections.abc import Callable, Coroutine, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
-from ..workspace import is_skipped_dir
+from ..paths import is_skipped_dir
 from .pool import ShadowPool
 from .result import OK, Verification
 from .syntax import check_syntax

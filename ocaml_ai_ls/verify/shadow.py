@@ -21,7 +21,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ..ignores import counts, walk_project
-from ..workspace import is_skipped_dir
+from ..paths import is_skipped_dir
 from .compiler_output import parse_compiler_output
 from .result import (
     OK,
