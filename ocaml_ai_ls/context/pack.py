@@ -36,7 +36,7 @@ FULL_SCORE = 0.5
 #: What the whole form of a likely candidate may cost beyond its brief form.
 DOC_TOKENS = 80
 #: The share of the budget that files other than the one being edited may take.
-OTHER_FILES_SHARE = 0.6
+OTHER_FILES_SHARE = 0.65
 #: Dropped candidates reported, at most (the best of them).
 MAX_DROPPED = 40
 
