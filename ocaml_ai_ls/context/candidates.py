@@ -5,8 +5,8 @@ instruction) and the index, without packing anything:
 
 - the target item (always shown) and the rest of its file (whole when small,
   else its opens and each definition, scored by closeness to the target);
-- the other half of the module (`.mli` of an `.ml`): whole when small, else
-  entry by entry, the declaration of the target first;
+- the other half of the module (`.mli` of an `.ml`), entry by entry: the
+  declaration of the target first, then by closeness and use (all of a small one);
 - definitions of what the target uses, resolved as the compiler does (see
   `resolve`), the types they mention, the module definitions a path goes
   through; definitions the instruction names;
@@ -54,6 +54,7 @@ FILE_OPENS = 0.9
 #: of the file's closeness 1 / (1 + d / NEAR_LINES), times how many of the file's
 #: definitions a change uses, about (LOCAL_USED); at most NEAR.
 NEAR, NEAR_LINES, LOCAL_USED = 0.7, 40.0, 3.0
+#: The least score of a caller (they go down by NEXT_CALLER from FIRST_CALLER).
 FAR = 0.02
 FILE_TYPE = 0.3
 OTHER_HALF = 0.9
