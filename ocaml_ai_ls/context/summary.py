@@ -23,7 +23,7 @@ from cachetools import LRUCache
 from tree_sitter import Node, QueryCursor, Tree
 
 from .items import doc_head, trails
-from .parsing import SourceKind, query
+from .parsing import SourceKind, joint_query
 
 if TYPE_CHECKING:
     from ..documents import Edit
@@ -215,14 +215,19 @@ _FUNCTION_BODIES = frozenset({"fun_expression", "function_expression"})
 
 
 def _text(node: Node | None) -> str:
-    if node is None or node.text is None:
-        return ""
-    return node.text.decode("utf-8", "replace")
+    raw = node.text if node is not None else None
+    return "" if raw is None else raw.decode("utf-8", "replace")
 
 
 def path_of(node: Node) -> tuple[str, ...]:
     """`Foo.Bar.x` as ("Foo", "Bar", "x"); `F(X).t` names F; `Foo.( +++ )` keeps `(+++)`."""
-    text = "".join(_text(node).split())
+    return _path_of_text(_text(node))
+
+
+def _path_of_text(text: str) -> tuple[str, ...]:
+    text = "".join(text.split())
+    if "(" not in text and ")" not in text:
+        return tuple(p for p in text.split(".") if p)  # what the loop below makes of it
     parts: list[str] = []
     depth = 0
     current: list[str] = []
@@ -408,80 +413,109 @@ def _definition(
     )
 
 
+#: The queries a chunk is read with, run as one (one walk of the item, not four).
+_QUERIES = ("definitions", "imports", "references", "patterns")
+_DEFINITIONS, _IMPORTS, _REFERENCES, _PATTERNS = range(len(_QUERIES))
+#: Parents that make a module path part of something else, not a use of its own.
+_NOT_A_MODULE_USE = _PATHS | {"open_module", "include_module", "local_open_expression"}
+
+
+#: A reference capture's name → the kind of use.
+_REFERENCE_CAPTURES = {f"reference.{k.value}": k for k in RefKind}
+
+
 def summarize_item(item: Node, kind: SourceKind) -> ChunkSummary:
-    """Run the definition, reference and import queries over one top-level item."""
-    base = item.start_point[0]
-    definitions: list[Definition] = []
-    local_modules: list[Definition] = []
-    bound: set[str] = set()
-    for _, captures in QueryCursor(query(kind, "definitions")).matches(item):
-        names = captures.get("name")
-        if not names:
-            continue
-        for capture, nodes in captures.items():
-            if capture.startswith("definition."):
-                found = _definition(names[0], nodes[0], capture.split(".", 1)[1], item)
-                if found is not None:
-                    definitions.append(found)
-                elif capture == "definition.value":
-                    bound.add(_text(names[0]))
-                elif capture == "definition.module":
-                    local = _local_module(names[0], nodes[0], item)
-                    if local is not None:
-                        local_modules.append(local)
-    references: list[Reference] = []
-    for capture, nodes in QueryCursor(query(kind, "references")).captures(item).items():
-        ref_kind = RefKind(capture.split(".", 1)[1])
-        for node in nodes:
-            parent = node.parent
-            if ref_kind is RefKind.MODULE and parent is not None and parent.type in _PATHS:
+    """Run the definition, reference, import and pattern queries over one top-level item."""
+    return _Reader(kind).read(item)
+
+
+class _Reader:
+    """Reads items of one grammar with one query cursor; remembers the paths it has
+    read (a file writes the same few names again and again)."""
+
+    def __init__(self, kind: SourceKind) -> None:
+        joint, self.origin = joint_query(kind, _QUERIES)
+        self.cursor = QueryCursor(joint)
+        self.paths: dict[bytes, tuple[str, ...]] = {}
+
+    def read(self, item: Node) -> ChunkSummary:
+        origin = self.origin
+        paths = self.paths
+        base = item.start_point[0]
+        definitions: list[Definition] = []
+        local_modules: list[Definition] = []
+        bound: set[str] = set()
+        found_refs: list[tuple[int, tuple[str, ...], RefKind]] = []
+        opens: list[dict[str, list[Node]]] = []
+        for pattern, captures in self.cursor.matches(item):
+            where = origin[pattern]
+            if where == _REFERENCES:
+                ((capture, nodes),) = captures.items()
+                ref_kind = _REFERENCE_CAPTURES[capture]
+                node = nodes[0]
+                if ref_kind is RefKind.MODULE:
+                    parent = node.parent
+                    if parent is not None and parent.type in _NOT_A_MODULE_USE:
+                        continue
+                raw = node.text or b""
+                path = paths.get(raw)
+                if path is None:
+                    path = paths[raw] = _path_of_text(raw.decode("utf-8", "replace"))
+                if path:
+                    found_refs.append((node.start_point[0] - base, path, ref_kind))
+            elif where == _PATTERNS:
+                bound.add(_text(captures["bound"][0]))
+            elif where == _DEFINITIONS:
+                names = captures.get("name")
+                if not names:
+                    continue
+                for capture, nodes in captures.items():
+                    if capture.startswith("definition."):
+                        found = _definition(names[0], nodes[0], capture.split(".", 1)[1], item)
+                        if found is not None:
+                            definitions.append(found)
+                        elif capture == "definition.value":
+                            bound.add(_text(names[0]))
+                        elif capture == "definition.module":
+                            local = _local_module(names[0], nodes[0], item)
+                            if local is not None:
+                                local_modules.append(local)
+            else:
+                opens.append(captures)
+        imports: list[Import] = []
+        for captures in opens:
+            modules = captures.get("module")
+            if not modules:
                 continue
-            if (
-                ref_kind is RefKind.MODULE
-                and parent is not None
-                and parent.type
-                in (
-                    "open_module",
-                    "include_module",
-                    "local_open_expression",
+            module = modules[0]
+            include = "include" in captures
+            holder = captures.get("include") or captures.get("open") or [module]
+            scope, level = _scope(holder[0], item)
+            target = module
+            if module.type == "typed_module_expression":
+                target = next(
+                    (c for c in module.named_children if c.type == "module_path"), module
                 )
-            ):
-                continue
-            path = path_of(node)
-            if path:
-                references.append(Reference(path, ref_kind, node.start_point[0] - base))
-    imports: list[Import] = []
-    for _, captures in QueryCursor(query(kind, "imports")).matches(item):
-        modules = captures.get("module")
-        if not modules:
-            continue
-        module = modules[0]
-        include = "include" in captures
-        holder = captures.get("include") or captures.get("open") or [module]
-        scope, level = _scope(holder[0], item)
-        target = module
-        if module.type == "typed_module_expression":
-            target = next((c for c in module.named_children if c.type == "module_path"), module)
-        path = path_of(target)
-        if path and target.type in ("module_path", "extended_module_path"):
-            end = -1
-            if not level:
-                extent = holder[0]
-                if extent.type == "open_module" and extent.parent is not None:
-                    extent = extent.parent  # `let open M in e`
-                end = _last_line(extent) - base
-            line = module.start_point[0] - base
-            imports.append(Import(path, include, line, scope, not level, end))
-    references.sort(key=lambda r: (r.line, r.path, r.kind.value))  # one order, always
-    imports.sort(key=lambda i: i.line)
-    bound.update(_patterns(item))
-    return ChunkSummary(
-        tuple(definitions),
-        tuple(references),
-        tuple(imports),
-        frozenset(bound),
-        tuple(local_modules),
-    )
+            path = path_of(target)
+            if path and target.type in ("module_path", "extended_module_path"):
+                end = -1
+                if not level:
+                    extent = holder[0]
+                    if extent.type == "open_module" and extent.parent is not None:
+                        extent = extent.parent  # `let open M in e`
+                    end = _last_line(extent) - base
+                line = module.start_point[0] - base
+                imports.append(Import(path, include, line, scope, not level, end))
+        # one order, always: by line, path and kind (a reference is nothing else)
+        found_refs.sort()
+        imports.sort(key=lambda i: i.line)
+        return ChunkSummary(
+            tuple(definitions),
+            tuple([Reference(path, ref_kind, line) for line, path, ref_kind in found_refs]),
+            tuple(imports),
+            frozenset(bound),
+            tuple(local_modules),
+        )
 
 
 def _local_module(name_node: Node, node: Node, item: Node) -> Definition | None:
@@ -497,19 +531,6 @@ def _local_module(name_node: Node, node: Node, item: Node) -> Definition | None:
         return None
     end = _last_line(let) - item.start_point[0]
     return replace(found, start_line=found.line, sig_end_line=found.line, end_line=end)
-
-
-def _patterns(item: Node) -> set[str]:
-    """Names bound by patterns anywhere in the item (parameters, match cases, let-in)."""
-    out: set[str] = set()
-    stack = [item]
-    while stack:
-        node = stack.pop()
-        if node.type == "value_pattern":
-            out.add(_text(node))
-        elif node.child_count:
-            stack.extend(node.named_children)
-    return out
 
 
 class ChunkCache:
@@ -708,6 +729,7 @@ def _chunks(
     """Top-level items with the comments right above them, summarized or from the cache."""
     pending: Node | None = None  # the first of the comments right above the next item
     previous_end = -2
+    reader: _Reader | None = None
     for node in nodes:
         if node.type == "comment":
             if trails(node):
@@ -724,7 +746,8 @@ def _chunks(
         key = _item_item_key(kind, data, head.start_byte, node.end_byte)
         summary = cache.get(key)
         if summary is None:
-            summary = summarize_item(node, kind)
+            reader = reader or _Reader(kind)
+            summary = reader.read(node)
             if head.start_point[0] != node.start_point[0]:
                 summary = _rebase(summary, node.start_point[0] - head.start_point[0])
             if store:
