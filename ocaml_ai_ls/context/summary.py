@@ -246,173 +246,6 @@ def _path_of_text(text: str) -> tuple[str, ...]:
     return tuple(p for p in out if p)
 
 
-def _scope(node: Node, stop: Node) -> tuple[tuple[str, ...], bool]:
-    """Enclosing module names from `stop` down to `node`, and whether it is module-level."""
-    names: list[str] = []
-    level = True
-    current = node.parent
-    while current is not None and current != stop.parent:
-        kind = current.type
-        if kind not in _STRUCTURAL:
-            level = False
-        elif kind == "module_binding":
-            names.append(_first_named(current, "module_name"))
-        elif kind == "module_type_definition":
-            names.append(_first_named(current, "module_type_name"))
-        current = current.parent
-    names.reverse()
-    return tuple(names), level
-
-
-def _first_named(node: Node, kind: str) -> str:
-    for child in node.named_children:
-        if child.type == kind:
-            return _text(child)
-    return ""
-
-
-def _item_of(node: Node) -> Node:
-    """The structure item holding `node` (its ancestor whose parent is a container)."""
-    current = node
-    while current.parent is not None and current.parent.type not in _CONTAINERS:
-        current = current.parent
-    return current
-
-
-def _last_line(node: Node) -> int:
-    end_row, end_col = node.end_point
-    return end_row - 1 if end_col == 0 and end_row > node.start_point[0] else end_row
-
-
-_TYPE_PARTS = frozenset({"type_binding", "variant_declaration", "record_declaration"})
-
-
-def _recursive(node: Node) -> bool:
-    """`let rec`, `module rec`, and types (recursive unless `nonrec`)."""
-    holder = node.parent
-    while holder is not None and holder.type in _TYPE_PARTS:
-        holder = holder.parent
-    if holder is None:
-        return False
-    keywords = {c.type for c in holder.children if not c.is_named}
-    if holder.type == "type_definition":
-        return "nonrec" not in keywords
-    return "rec" in keywords
-
-
-def _definition(
-    name_node: Node, node: Node, kind: str, top: Node, local: bool = False
-) -> Definition | None:
-    scope, level = _scope(node, top)
-    if not level and not local:
-        return None
-    name = _text(name_node)
-    if name_node.type == "parenthesized_operator":
-        name = "".join(name.split())  # `( +++ )` as a use of it is written: `(+++)`
-    item = _item_of(node)
-    start = node.start_point[0]
-    end = _last_line(node)
-    sig_end = end
-    owner: str | None = None
-    body: tuple[str, ...] | None = None
-    args: tuple[tuple[str, ...], ...] = ()
-    signature: tuple[str, ...] | None = None
-    dkind = DefKind(kind)
-    if node.type == "let_binding":
-        first_binding = node.parent is not None and node.parent.named_children[0] == node
-        if first_binding and node.parent is not None:
-            start = node.parent.start_point[0]
-        equals = next((c for c in node.children if c.type == "="), None)
-        sig_end = equals.start_point[0] if equals is not None else end
-        value = node.child_by_field_name("body")
-        if any(c.type == "parameter" for c in node.named_children) or (
-            value is not None and value.type in _FUNCTION_BODIES
-        ):
-            dkind = DefKind.FUNCTION
-    elif node.type == "value_specification":
-        typ = node.child_by_field_name("type")
-        if typ is not None and typ.type == "function_type":
-            dkind = DefKind.FUNCTION
-    elif node.type == "type_binding":
-        definition = node.parent if node.parent is not None else node
-        start, end = definition.start_point[0], _last_line(definition)
-        sig_end = end
-    elif node.type in ("constructor_declaration", "field_declaration"):
-        binding = node.parent
-        while binding is not None and binding.type not in ("type_binding", "exception_definition"):
-            binding = binding.parent
-        if binding is not None and binding.type == "exception_definition":
-            dkind = DefKind.EXCEPTION if node.type == "constructor_declaration" else dkind
-            start, end = binding.start_point[0], _last_line(binding)
-        elif binding is not None:
-            owner = _first_named(binding, "type_constructor")
-            definition = binding.parent if binding.parent is not None else binding
-            start, end = definition.start_point[0], _last_line(definition)
-        sig_end = end
-    elif node.type == "module_binding":
-        if node.parent is not None and node.parent.named_children[0] == node:
-            start = node.parent.start_point[0]
-        if any(c.type == "module_parameter" for c in node.named_children):
-            dkind = DefKind.FUNCTOR
-        value = node.child_by_field_name("body")
-        constraint = node.child_by_field_name("module_type")
-        if value is not None and value.type == "module_path":
-            body = path_of(value)
-        elif value is not None and value.type == "module_application":
-            # `F (A) (B)` nests: ((F A) B); the innermost names the functor
-            applications = [value]
-            while (inner := applications[-1].child_by_field_name("functor")) is not None and (
-                inner.type == "module_application"
-            ):
-                applications.append(inner)
-            functor = applications[-1].child_by_field_name("functor")
-            body = path_of(functor) if functor is not None else None
-            args = tuple(
-                path_of(p)
-                for application in reversed(applications)
-                for a in application.named_children
-                if a != application.child_by_field_name("functor")
-                for p in ([a] if a.type == "module_path" else a.named_children)
-                if p.type == "module_path"
-            )
-        if constraint is not None:
-            if constraint.type == "module_type_path":
-                signature = path_of(constraint)
-            elif constraint.type == "module_type_constraint":
-                inner = next(
-                    (c for c in constraint.named_children if c.type == "module_type_path"), None
-                )
-                signature = path_of(inner) if inner is not None else None
-        opener = next(
-            (c for c in (value, constraint) if c is not None and c.type in _CONTAINERS), None
-        )
-        sig_end = opener.start_point[0] if opener is not None else end
-    elif node.type == "module_type_definition":
-        value = node.child_by_field_name("body")
-        if value is not None and value.type == "signature":
-            sig_end = value.start_point[0]
-    elif node.type == "class_binding":
-        value = node.child_by_field_name("body")
-        sig_end = value.start_point[0] if value is not None else end
-    if start == item.start_point[0]:
-        start = doc_head(item).start_point[0]
-    base = top.start_point[0]
-    return Definition(
-        name=name,
-        kind=dkind,
-        scope=scope,
-        line=name_node.start_point[0] - base,
-        start_line=start - base,
-        sig_end_line=max(sig_end, start) - base,
-        end_line=end - base,
-        owner=owner,
-        body=body,
-        args=args,
-        signature=signature,
-        recursive=_recursive(node),
-    )
-
-
 #: The queries a chunk is read with, run as one (one walk of the item, not four).
 _QUERIES = ("definitions", "imports", "references", "patterns")
 _DEFINITIONS, _IMPORTS, _REFERENCES, _PATTERNS = range(len(_QUERIES))
@@ -429,19 +262,83 @@ def summarize_item(item: Node, kind: SourceKind) -> ChunkSummary:
     return _Reader(kind).read(item)
 
 
+def _first_named(node: Node, kind: str) -> str:
+    for child in node.named_children:
+        if child.type == kind:
+            return _text(child)
+    return ""
+
+
+def _last_line(node: Node) -> int:
+    end_row, end_col = node.end_point
+    return end_row - 1 if end_col == 0 and end_row > node.start_point[0] else end_row
+
+
+_TYPE_PARTS = frozenset({"type_binding", "variant_declaration", "record_declaration"})
+_TYPE_HOLDERS = ("type_binding", "exception_definition")
+
+
+def _above(chain: list[Node], outer: Node | None, depth: int) -> Node | None:
+    """The ancestor `depth` levels above `node` (1: its parent) of a node whose
+    ancestors from the item down are `chain` and whose item's parent is `outer`."""
+    if depth <= len(chain):
+        return chain[-depth]
+    current = outer
+    for _ in range(depth - len(chain) - 1):
+        if current is None:
+            return None
+        current = current.parent
+    return current
+
+
+#: `_keywords` of one node, by its id (a file's root is asked once per `val` item).
+_Keywords = dict[int, frozenset[str]]
+
+
+def _keywords(holder: Node, memo: _Keywords) -> frozenset[str]:
+    """The anonymous children of `holder` (`rec`, `nonrec`, ...)."""
+    found = memo.get(holder.id)
+    if found is None:
+        found = memo[holder.id] = frozenset(c.type for c in holder.children if not c.is_named)
+    return found
+
+
+def _recursive(node: Node, chain: list[Node], outer: Node | None, memo: _Keywords) -> bool:
+    """`let rec`, `module rec`, and types (recursive unless `nonrec`)."""
+    depth = 1
+    holder = _above(chain, outer, depth)
+    while holder is not None and holder.type in _TYPE_PARTS:
+        depth += 1
+        holder = _above(chain, outer, depth)
+    if holder is None:
+        return False
+    keywords = _keywords(holder, memo)
+    if holder.type == "type_definition":
+        return "nonrec" not in keywords
+    return "rec" in keywords
+
+
 class _Reader:
-    """Reads items of one grammar with one query cursor; remembers the paths it has
-    read (a file writes the same few names again and again)."""
+    """Reads top-level items of one grammar: one joint query (one walk of the item,
+    not one per query file) through one cursor, the paths it has read remembered
+    (a file writes the same few names again and again)."""
 
     def __init__(self, kind: SourceKind) -> None:
         joint, self.origin = joint_query(kind, _QUERIES)
         self.cursor = QueryCursor(joint)
         self.paths: dict[bytes, tuple[str, ...]] = {}
+        self.keywords: _Keywords = {}
+        #: The item being read, its first line and its parent.
+        self.item: Node | None = None
+        self.base = 0
+        self.outer: Node | None = None
 
     def read(self, item: Node) -> ChunkSummary:
+        self.item = item
+        self.base = base = item.start_point[0]
+        self.outer = item.parent
         origin = self.origin
         paths = self.paths
-        base = item.start_point[0]
         definitions: list[Definition] = []
         local_modules: list[Definition] = []
         bound: set[str] = set()
@@ -471,41 +368,19 @@ class _Reader:
                     continue
                 for capture, nodes in captures.items():
                     if capture.startswith("definition."):
-                        found = _definition(names[0], nodes[0], capture.split(".", 1)[1], item)
+                        kind = capture[len("definition.") :]
+                        found = self.definition(names[0], nodes[0], kind)
                         if found is not None:
                             definitions.append(found)
-                        elif capture == "definition.value":
+                        elif kind == "value":
                             bound.add(_text(names[0]))
-                        elif capture == "definition.module":
-                            local = _local_module(names[0], nodes[0], item)
+                        elif kind == "module":
+                            local = self.local_module(names[0], nodes[0])
                             if local is not None:
                                 local_modules.append(local)
             else:
                 opens.append(captures)
-        imports: list[Import] = []
-        for captures in opens:
-            modules = captures.get("module")
-            if not modules:
-                continue
-            module = modules[0]
-            include = "include" in captures
-            holder = captures.get("include") or captures.get("open") or [module]
-            scope, level = _scope(holder[0], item)
-            target = module
-            if module.type == "typed_module_expression":
-                target = next(
-                    (c for c in module.named_children if c.type == "module_path"), module
-                )
-            path = path_of(target)
-            if path and target.type in ("module_path", "extended_module_path"):
-                end = -1
-                if not level:
-                    extent = holder[0]
-                    if extent.type == "open_module" and extent.parent is not None:
-                        extent = extent.parent  # `let open M in e`
-                    end = _last_line(extent) - base
-                line = module.start_point[0] - base
-                imports.append(Import(path, include, line, scope, not level, end))
+        imports = [i for i in (self.import_(captures) for captures in opens) if i is not None]
         # one order, always: by line, path and kind (a reference is nothing else)
         found_refs.sort()
         imports.sort(key=lambda i: i.line)
@@ -517,20 +392,210 @@ class _Reader:
             tuple(local_modules),
         )
 
+    def ancestors(self, node: Node, local: bool) -> tuple[list[Node], bool] | None:
+        """The ancestors of `node` from the item down to its parent, and whether they
+        are all structure (the definition is module-level); None as soon as one is
+        not, unless `local`. Found from the top: tree-sitter finds a node's parent by
+        descending from the root, so walking up would pay that at every step."""
+        item = self.item
+        assert item is not None
+        chain: list[Node] = []
+        level = True
+        current: Node | None = item
+        while current is not None and current != node:
+            if current.type not in _STRUCTURAL:
+                if not local:
+                    return None
+                level = False
+            chain.append(current)
+            current = current.child_with_descendant(node)
+        return chain, level
 
-def _local_module(name_node: Node, node: Node, item: Node) -> Definition | None:
-    """`let module M = P in e`, visible from its line to the end of `e`."""
-    holder = node.parent
-    let = holder.parent if holder is not None else None
-    if holder is None or holder.type != "module_definition" or let is None:
-        return None
-    if let.type != "let_expression":
-        return None
-    found = _definition(name_node, node, "module", item, local=True)
-    if found is None:
-        return None
-    end = _last_line(let) - item.start_point[0]
-    return replace(found, start_line=found.line, sig_end_line=found.line, end_line=end)
+    def definition(
+        self, name_node: Node, node: Node, kind: str, local: bool = False
+    ) -> Definition | None:
+        found = self.ancestors(node, local)
+        if found is None:
+            return None
+        chain, level = found
+        if not level and not local:
+            return None
+        outer = self.outer
+        scope = _scope_names(chain)
+        name = _text(name_node)
+        if name_node.type == "parenthesized_operator":
+            name = "".join(name.split())  # `( +++ )` as a use of it is written: `(+++)`
+        start = node.start_point[0]
+        end = _last_line(node)
+        sig_end = end
+        owner: str | None = None
+        body: tuple[str, ...] | None = None
+        args: tuple[tuple[str, ...], ...] = ()
+        signature: tuple[str, ...] | None = None
+        dkind = DefKind(kind)
+        node_type = node.type
+        parent = _above(chain, outer, 1)
+        if node_type == "let_binding":
+            if parent is not None and parent.named_child(0) == node:
+                start = parent.start_point[0]
+            equals = next((c for c in node.children if c.type == "="), None)
+            sig_end = equals.start_point[0] if equals is not None else end
+            value = node.child_by_field_name("body")
+            if any(c.type == "parameter" for c in node.named_children) or (
+                value is not None and value.type in _FUNCTION_BODIES
+            ):
+                dkind = DefKind.FUNCTION
+        elif node_type == "value_specification":
+            typ = node.child_by_field_name("type")
+            if typ is not None and typ.type == "function_type":
+                dkind = DefKind.FUNCTION
+        elif node_type == "type_binding":
+            definition = parent if parent is not None else node
+            start, end = definition.start_point[0], _last_line(definition)
+            sig_end = end
+        elif node_type in ("constructor_declaration", "field_declaration"):
+            depth = 1
+            binding = parent
+            while binding is not None and binding.type not in _TYPE_HOLDERS:
+                depth += 1
+                binding = _above(chain, outer, depth)
+            if binding is not None and binding.type == "exception_definition":
+                dkind = DefKind.EXCEPTION if node_type == "constructor_declaration" else dkind
+                start, end = binding.start_point[0], _last_line(binding)
+            elif binding is not None:
+                owner = _first_named(binding, "type_constructor")
+                above = _above(chain, outer, depth + 1)
+                definition = above if above is not None else binding
+                start, end = definition.start_point[0], _last_line(definition)
+            sig_end = end
+        elif node_type == "module_binding":
+            if parent is not None and parent.named_child(0) == node:
+                start = parent.start_point[0]
+            if any(c.type == "module_parameter" for c in node.named_children):
+                dkind = DefKind.FUNCTOR
+            value = node.child_by_field_name("body")
+            constraint = node.child_by_field_name("module_type")
+            if value is not None and value.type == "module_path":
+                body = path_of(value)
+            elif value is not None and value.type == "module_application":
+                # `F (A) (B)` nests: ((F A) B); the innermost names the functor
+                applications = [value]
+                while (inner := applications[-1].child_by_field_name("functor")) is not None and (
+                    inner.type == "module_application"
+                ):
+                    applications.append(inner)
+                functor = applications[-1].child_by_field_name("functor")
+                body = path_of(functor) if functor is not None else None
+                args = tuple(
+                    path_of(p)
+                    for application in reversed(applications)
+                    for a in application.named_children
+                    if a != application.child_by_field_name("functor")
+                    for p in ([a] if a.type == "module_path" else a.named_children)
+                    if p.type == "module_path"
+                )
+            if constraint is not None:
+                if constraint.type == "module_type_path":
+                    signature = path_of(constraint)
+                elif constraint.type == "module_type_constraint":
+                    inner = next(
+                        (c for c in constraint.named_children if c.type == "module_type_path"),
+                        None,
+                    )
+                    signature = path_of(inner) if inner is not None else None
+            opener = next(
+                (c for c in (value, constraint) if c is not None and c.type in _CONTAINERS), None
+            )
+            sig_end = opener.start_point[0] if opener is not None else end
+        elif node_type == "module_type_definition":
+            value = node.child_by_field_name("body")
+            if value is not None and value.type == "signature":
+                sig_end = value.start_point[0]
+        elif node_type == "class_binding":
+            value = node.child_by_field_name("body")
+            sig_end = value.start_point[0] if value is not None else end
+        holder = self.structure_item(node, chain)
+        if start == holder.start_point[0]:
+            start = doc_head(holder).start_point[0]
+        base = self.base
+        return Definition(
+            name=name,
+            kind=dkind,
+            scope=scope,
+            line=name_node.start_point[0] - base,
+            start_line=start - base,
+            sig_end_line=max(sig_end, start) - base,
+            end_line=end - base,
+            owner=owner,
+            body=body,
+            args=args,
+            signature=signature,
+            recursive=_recursive(node, chain, outer, self.keywords),
+        )
+
+    def structure_item(self, node: Node, chain: list[Node]) -> Node:
+        """The structure item holding `node` (its ancestor whose parent is a container)."""
+        current = node
+        depth = 0
+        while True:
+            parent = _above(chain, self.outer, depth + 1)
+            if parent is None or parent.type in _CONTAINERS:
+                return current
+            depth += 1
+            current = parent
+
+    def local_module(self, name_node: Node, node: Node) -> Definition | None:
+        """`let module M = P in e`, visible from its line to the end of `e`."""
+        holder = node.parent
+        let = holder.parent if holder is not None else None
+        if holder is None or holder.type != "module_definition" or let is None:
+            return None
+        if let.type != "let_expression":
+            return None
+        found = self.definition(name_node, node, "module", local=True)
+        if found is None:
+            return None
+        end = _last_line(let) - self.base
+        return replace(found, start_line=found.line, sig_end_line=found.line, end_line=end)
+
+    def import_(self, captures: dict[str, list[Node]]) -> Import | None:
+        """`open M`, `include M`, `M.(e)`, `let open M in e` (a module path's only)."""
+        modules = captures.get("module")
+        if not modules:
+            return None
+        module = modules[0]
+        include = "include" in captures
+        holder = captures.get("include") or captures.get("open") or [module]
+        found = self.ancestors(holder[0], local=True)
+        assert found is not None
+        chain, level = found
+        scope = _scope_names(chain)
+        target = module
+        if module.type == "typed_module_expression":
+            target = next((c for c in module.named_children if c.type == "module_path"), module)
+        path = path_of(target)
+        if not path or target.type not in ("module_path", "extended_module_path"):
+            return None
+        end = -1
+        if not level:
+            extent = holder[0]
+            if extent.type == "open_module" and extent.parent is not None:
+                extent = extent.parent  # `let open M in e`
+            end = _last_line(extent) - self.base
+        line = module.start_point[0] - self.base
+        return Import(path, include, line, scope, not level, end)
+
+
+def _scope_names(chain: list[Node]) -> tuple[str, ...]:
+    """The modules and module types among a node's ancestors, outermost first."""
+    names: list[str] = []
+    for node in chain:
+        kind = node.type
+        if kind == "module_binding":
+            names.append(_first_named(node, "module_name"))
+        elif kind == "module_type_definition":
+            names.append(_first_named(node, "module_type_name"))
+    return tuple(names)
 
 
 class ChunkCache:
