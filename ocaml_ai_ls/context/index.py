@@ -332,7 +332,9 @@ class WorkspaceIndex:
                 if summary is None:
                     continue
                 new = _Names(
-                    frozenset(d.name for d in summary.definitions),
+                    # names need no shifting: not the file's `definitions`, which a
+                    # request builds for the few files it looks at
+                    frozenset(d.name for c in summary.chunks for d in c.summary.definitions),
                     summary.used_names,
                     summary.qualified,
                     summary.modules_named,

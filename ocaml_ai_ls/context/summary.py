@@ -331,11 +331,17 @@ class _Reader:
         #: The item being read, its first line and its parent.
         self.item: Node | None = None
         self.base = 0
+        self.clamp = False
         self.outer: Node | None = None
 
-    def read(self, item: Node) -> ChunkSummary:
+    def read(self, item: Node, first_line: int | None = None) -> ChunkSummary:
+        """The item's summary, lines relative to `first_line` (its doc comment's; by
+        default its own)."""
         self.item = item
-        self.base = base = item.start_point[0]
+        own = item.start_point[0]
+        self.base = base = own if first_line is None else first_line
+        #: Below a doc comment, a definition starts at the chunk's start at the earliest.
+        self.clamp = base != own
         self.outer = item.parent
         origin = self.origin
         paths = self.paths
@@ -523,7 +529,7 @@ class _Reader:
             kind=dkind,
             scope=scope,
             line=name_node.start_point[0] - base,
-            start_line=start - base,
+            start_line=max(start - base, 0) if self.clamp else start - base,
             sig_end_line=max(sig_end, start) - base,
             end_line=end - base,
             owner=owner,
@@ -688,29 +694,40 @@ class FileSummary:
     def qualified(self) -> Counter[tuple[str, str]]:
         """Uses of `M.name` by (the module just before the name, the name): what the
         file takes from which module, for the project's usage counts."""
-        out: Counter[tuple[str, str]] = Counter()
-        for c in self.chunks:
-            for r in c.summary.references:
-                if len(r.path) > 1 and r.kind is not RefKind.MODULE:
-                    out[(r.path[-2], r.path[-1])] += 1
-        return out
+        return self._uses()[0]
 
     @cached_property
     def modules_named(self) -> frozenset[str]:
         """Every module name a path of the file goes through (`Lwt` of `Lwt.Infix.( >>= )`,
         `Import` of `open! Import`)."""
-        out: set[str] = set()
-        for c in self.chunks:
-            for r in c.summary.references:
-                out.update(r.path if r.kind is RefKind.MODULE else r.path[:-1])
-            for i in c.summary.imports:
-                out.update(i.path)
-        return frozenset(out)
+        return self._uses()[1]
 
     @cached_property
     def used_names(self) -> frozenset[str]:
         """The last component of every use: a quick filter when looking for callers."""
-        return frozenset(r.path[-1] for c in self.chunks for r in c.summary.references)
+        return self._uses()[2]
+
+    def _uses(self) -> tuple[Counter[tuple[str, str]], frozenset[str], frozenset[str]]:
+        """`qualified`, `modules_named` and `used_names` in one pass over the uses
+        (the index asks for all three of every file), each then kept as computed."""
+        pairs: list[tuple[str, str]] = []
+        modules: set[str] = set()
+        used: set[str] = set()
+        module_kind = RefKind.MODULE
+        for c in self.chunks:
+            for r in c.summary.references:
+                path = r.path
+                used.add(path[-1])
+                if r.kind is module_kind:
+                    modules.update(path)
+                elif len(path) > 1:
+                    pairs.append((path[-2], path[-1]))
+                    modules.update(path[:-1])
+            for i in c.summary.imports:
+                modules.update(i.path)
+        found = (Counter(pairs), frozenset(modules), frozenset(used))
+        self.__dict__.update(qualified=found[0], modules_named=found[1], used_names=found[2])
+        return found
 
     @cached_property
     def _starts(self) -> list[int]:
@@ -812,25 +829,7 @@ def _chunks(
         summary = cache.get(key)
         if summary is None:
             reader = reader or _Reader(kind)
-            summary = reader.read(node)
-            if head.start_point[0] != node.start_point[0]:
-                summary = _rebase(summary, node.start_point[0] - head.start_point[0])
+            summary = reader.read(node, head.start_point[0])
             if store:
                 cache.put(key, summary)
         yield Chunk(head.start_point[0], _last_line(node), head.start_byte, node.end_byte, summary)
-
-
-def _rebase(summary: ChunkSummary, by: int) -> ChunkSummary:
-    """Lines relative to the item's first line made relative to its doc comment's."""
-    return ChunkSummary(
-        tuple(_rebased_definition(d, by) for d in summary.definitions),
-        tuple(replace(r, line=r.line + by) for r in summary.references),
-        tuple(i.shifted(by) for i in summary.imports),
-        summary.bound,
-        tuple(d.shifted(by) for d in summary.local_modules),
-    )
-
-
-def _rebased_definition(d: Definition, by: int) -> Definition:
-    moved = d.shifted(by)
-    return replace(moved, start_line=0) if moved.start_line < 0 else moved
