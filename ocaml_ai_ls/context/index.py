@@ -114,7 +114,8 @@ class WorkspaceIndex:
         self.ready = threading.Event()
         self._lock = threading.RLock()
         self._tables: _Tables | None = None
-        #: name → files defining it at module level / using it; refreshed lazily.
+        #: name → files defining it at module level / using it; built at the end of
+        #: `scan`, then refreshed lazily as files change.
         self._definers: dict[str, set[Path]] = {}
         self._users: dict[str, set[Path]] = {}
         #: Uses of `M.name` in the whole project, per (M, name) and per M.
@@ -177,6 +178,7 @@ class WorkspaceIndex:
             self.summary(path)
             if done % 50 == 0 or done == len(sources):
                 report(done, len(sources))
+        self._refresh_names()  # now, not in the first request that needs them
         self.ready.set()
         log.info("index: %d files in %.0f ms", len(sources), (time.perf_counter() - started) * 1000)
 
