@@ -253,8 +253,10 @@ _DEFINITIONS, _IMPORTS, _REFERENCES, _PATTERNS = range(len(_QUERIES))
 _NOT_A_MODULE_USE = _PATHS | {"open_module", "include_module", "local_open_expression"}
 
 
-#: A reference capture's name → the kind of use.
+#: A reference capture's name → the kind of use; a definition capture's → the kind
+#: of definition (a dict: calling the enum costs more than the rest of a capture).
 _REFERENCE_CAPTURES = {f"reference.{k.value}": k for k in RefKind}
+_DEFINITION_CAPTURES = {f"definition.{k.value}": k for k in DefKind}
 
 
 def summarize_item(item: Node, kind: SourceKind) -> ChunkSummary:
@@ -350,13 +352,14 @@ class _Reader:
         bound: set[str] = set()
         found_refs: list[tuple[int, tuple[str, ...], RefKind]] = []
         opens: list[dict[str, list[Node]]] = []
+        module = RefKind.MODULE
         for pattern, captures in self.cursor.matches(item):
             where = origin[pattern]
             if where == _REFERENCES:
                 ((capture, nodes),) = captures.items()
                 ref_kind = _REFERENCE_CAPTURES[capture]
                 node = nodes[0]
-                if ref_kind is RefKind.MODULE:
+                if ref_kind is module:
                     parent = node.parent
                     if parent is not None and parent.type in _NOT_A_MODULE_USE:
                         continue
@@ -367,20 +370,21 @@ class _Reader:
                 if path:
                     found_refs.append((node.start_point[0] - base, path, ref_kind))
             elif where == _PATTERNS:
-                bound.add(_text(captures["bound"][0]))
+                bound_text = captures["bound"][0].text
+                bound.add("" if bound_text is None else bound_text.decode("utf-8", "replace"))
             elif where == _DEFINITIONS:
                 names = captures.get("name")
                 if not names:
                     continue
                 for capture, nodes in captures.items():
-                    if capture.startswith("definition."):
-                        kind = capture[len("definition.") :]
-                        found = self.definition(names[0], nodes[0], kind)
+                    def_kind = _DEFINITION_CAPTURES.get(capture)
+                    if def_kind is not None:
+                        found = self.definition(names[0], nodes[0], def_kind)
                         if found is not None:
                             definitions.append(found)
-                        elif kind == "value":
+                        elif def_kind is DefKind.VALUE:
                             bound.add(_text(names[0]))
-                        elif kind == "module":
+                        elif def_kind is DefKind.MODULE:
                             local = self.local_module(names[0], nodes[0])
                             if local is not None:
                                 local_modules.append(local)
@@ -418,7 +422,7 @@ class _Reader:
         return chain, level
 
     def definition(
-        self, name_node: Node, node: Node, kind: str, local: bool = False
+        self, name_node: Node, node: Node, kind: DefKind, local: bool = False
     ) -> Definition | None:
         found = self.ancestors(node, local)
         if found is None:
@@ -438,7 +442,7 @@ class _Reader:
         body: tuple[str, ...] | None = None
         args: tuple[tuple[str, ...], ...] = ()
         signature: tuple[str, ...] | None = None
-        dkind = DefKind(kind)
+        dkind = kind
         node_type = node.type
         parent = _above(chain, outer, 1)
         if node_type == "let_binding":
@@ -558,7 +562,7 @@ class _Reader:
             return None
         if let.type != "let_expression":
             return None
-        found = self.definition(name_node, node, "module", local=True)
+        found = self.definition(name_node, node, DefKind.MODULE, local=True)
         if found is None:
             return None
         end = _last_line(let) - self.base
