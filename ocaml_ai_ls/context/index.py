@@ -253,7 +253,9 @@ class WorkspaceIndex:
         return summarize(parse(data, kind), data, kind, self.cache)
 
     def _document(self, path: Path) -> Document | None:
-        return self.documents.get(path_to_uri(path)) if self.documents is not None else None
+        if not self.documents:  # none open (as during most of a first scan): no URI to make
+            return None
+        return self.documents.get(path_to_uri(path))
 
     def _add(self, path: Path, kind: SourceKind) -> SourceFile:
         with self._lock:
