@@ -343,6 +343,14 @@ def _above(chain: list[Node], outer: Node | None, depth: int) -> Node | None:
     return current
 
 
+def _type_above(types: list[str], chain: list[Node], outer: Node | None, depth: int) -> str | None:
+    """The type of `_above(chain, outer, depth)`; `types` are those of `chain`."""
+    if depth <= len(types):
+        return types[-depth]
+    above = _above(chain, outer, depth)
+    return above.type if above is not None else None
+
+
 #: `_keywords` of one node, by its id (a file's root is asked once per `val` item).
 _Keywords = dict[int, frozenset[str]]
 
@@ -355,17 +363,19 @@ def _keywords(holder: Node, memo: _Keywords) -> frozenset[str]:
     return found
 
 
-def _recursive(node: Node, chain: list[Node], outer: Node | None, memo: _Keywords) -> bool:
-    """`let rec`, `module rec`, and types (recursive unless `nonrec`)."""
+def _recursive(chain: list[Node], types: list[str], outer: Node | None, memo: _Keywords) -> bool:
+    """`let rec`, `module rec`, and types (recursive unless `nonrec`), of the node
+    whose ancestors (from the item down) are `chain`, of types `types`."""
     depth = 1
-    holder = _above(chain, outer, depth)
-    while holder is not None and holder.type in _TYPE_PARTS:
+    kind = _type_above(types, chain, outer, depth)
+    while kind is not None and kind in _TYPE_PARTS:
         depth += 1
-        holder = _above(chain, outer, depth)
-    if holder is None:
+        kind = _type_above(types, chain, outer, depth)
+    holder = _above(chain, outer, depth)
+    if kind is None or holder is None:
         return False
     keywords = _keywords(holder, memo)
-    if holder.type == "type_definition":
+    if kind == "type_definition":
         return "nonrec" not in keywords
     return "rec" in keywords
 
@@ -452,24 +462,28 @@ class _Reader:
             tuple(local_modules),
         )
 
-    def ancestors(self, node: Node, local: bool) -> tuple[list[Node], bool] | None:
-        """The ancestors of `node` from the item down to its parent, and whether they
-        are all structure (the definition is module-level); None as soon as one is
-        not, unless `local`. Found from the top: tree-sitter finds a node's parent by
-        descending from the root, so walking up would pay that at every step."""
+    def ancestors(self, node: Node, local: bool) -> tuple[list[Node], list[str], bool] | None:
+        """The ancestors of `node` from the item down to its parent, their types, and
+        whether they are all structure (the definition is module-level); None as
+        soon as one is not, unless `local`. Found from the top: tree-sitter finds a
+        node's parent by descending from the root, so walking up would pay that at
+        every step."""
         item = self.item
         assert item is not None
         chain: list[Node] = []
+        types: list[str] = []
         level = True
         current: Node | None = item
         while current is not None and current != node:
-            if current.type not in _STRUCTURAL:
+            kind = current.type
+            if kind not in _STRUCTURAL:
                 if not local:
                     return None
                 level = False
             chain.append(current)
+            types.append(kind)
             current = current.child_with_descendant(node)
-        return chain, level
+        return chain, types, level
 
     def definition(
         self, name_node: Node, node: Node, kind: DefKind, local: bool = False
@@ -477,11 +491,11 @@ class _Reader:
         found = self.ancestors(node, local)
         if found is None:
             return None
-        chain, level = found
+        chain, types, level = found
         if not level and not local:
             return None
         outer = self.outer
-        scope = _scope_names(chain)
+        scope = _scope_names(chain, types)
         name = _text(name_node)
         if name_node.type == "parenthesized_operator":
             name = "".join(name.split())  # `( +++ )` as a use of it is written: `(+++)`
@@ -574,7 +588,7 @@ class _Reader:
         elif node_type == "class_binding":
             value = node.child_by_field_name("body")
             sig_end = value.start_point[0] if value is not None else end
-        holder = self.structure_item(node, chain)
+        holder = self.structure_item(node, chain, types)
         if start == holder.start_point[0]:
             start = doc_head(holder).start_point[0]
         base = self.base
@@ -590,19 +604,18 @@ class _Reader:
             body,
             args,
             signature,
-            _recursive(node, chain, outer, self.keywords),
+            _recursive(chain, types, outer, self.keywords),
         )
 
-    def structure_item(self, node: Node, chain: list[Node]) -> Node:
+    def structure_item(self, node: Node, chain: list[Node], types: list[str]) -> Node:
         """The structure item holding `node` (its ancestor whose parent is a container)."""
-        current = node
         depth = 0
         while True:
-            parent = _above(chain, self.outer, depth + 1)
-            if parent is None or parent.type in _CONTAINERS:
-                return current
+            kind = _type_above(types, chain, self.outer, depth + 1)
+            if kind is None or kind in _CONTAINERS:
+                found = _above(chain, self.outer, depth) if depth else node
+                return found if found is not None else node
             depth += 1
-            current = parent
 
     def local_module(self, name_node: Node, node: Node) -> Definition | None:
         """`let module M = P in e`, visible from its line to the end of `e`."""
@@ -628,8 +641,8 @@ class _Reader:
         holder = captures.get("include") or captures.get("open") or [module]
         found = self.ancestors(holder[0], local=True)
         assert found is not None
-        chain, level = found
-        scope = _scope_names(chain)
+        chain, types, level = found
+        scope = _scope_names(chain, types)
         target = module
         if module.type == "typed_module_expression":
             target = next((c for c in module.named_children if c.type == "module_path"), module)
@@ -646,11 +659,10 @@ class _Reader:
         return Import(path, include, line, scope, not level, end)
 
 
-def _scope_names(chain: list[Node]) -> tuple[str, ...]:
+def _scope_names(chain: list[Node], types: list[str]) -> tuple[str, ...]:
     """The modules and module types among a node's ancestors, outermost first."""
     names: list[str] = []
-    for node in chain:
-        kind = node.type
+    for node, kind in zip(chain, types, strict=True):
         if kind == "module_binding":
             names.append(_first_named(node, "module_name"))
         elif kind == "module_type_definition":
