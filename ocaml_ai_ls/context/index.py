@@ -103,14 +103,14 @@ def read_source(path: Path) -> bytes | None:
 
 
 class _CollectorPause:
-    """Python's cycle collector paused while scans run, then one full collection.
+    """Python's cycle collector paused while scans run.
 
-    A scan allocates some hundred thousand objects that live as long as the index
-    (uses and definitions of every file); with the collector on, it walks the
-    growing heap several times over during the scan (a sixth of a cold index of
+    A cold scan allocates some hundred thousand objects that live as long as the
+    index (uses and definitions of every file); with the collector on, it walks
+    the growing heap again and again during the scan (a sixth of a cold index of
     `base`). Summaries hold no cycles: reference counting frees what a scan drops
-    as it goes. When the last running scan ends, the collector is resumed (if it
-    was on) and collects once, in the scan's thread, so no request pays for it.
+    as it goes. When the last running scan ends the collector is resumed (if it
+    was on) and collects as it always does: the young objects once, soon after.
     """
 
     def __init__(self) -> None:
@@ -130,11 +130,8 @@ class _CollectorPause:
         finally:
             with self._lock:
                 self._running -= 1
-                resume = self._running == 0 and self._was_enabled
-                if resume:
+                if self._running == 0 and self._was_enabled:
                     gc.enable()
-            if resume:
-                gc.collect()
 
 
 _collector_paused = _CollectorPause()
