@@ -396,15 +396,18 @@ class _Reader:
         self.clamp = False
         self.outer: Node | None = None
 
-    def read(self, item: Node, first_line: int | None = None) -> ChunkSummary:
+    def read(
+        self, item: Node, first_line: int | None = None, parent: Node | None = None
+    ) -> ChunkSummary:
         """The item's summary, lines relative to `first_line` (its doc comment's; by
-        default its own)."""
+        default its own). `parent`: the item's, if the caller knows it (tree-sitter
+        finds it from the root, through the items before this one)."""
         self.item = item
         own = item.start_point[0]
         self.base = base = own if first_line is None else first_line
-        #: Below a doc comment, a definition starts at the chunk's start at the earliest.
+        # below a doc comment, a definition starts at the chunk's start at the earliest
         self.clamp = base != own
-        self.outer = item.parent
+        self.outer = parent if parent is not None else item.parent
         origin = self.origin
         paths = self.paths
         definitions: list[Definition] = []
@@ -878,6 +881,7 @@ def _chunks(
     pending: Node | None = None  # the first of the comments right above the next item
     previous_end = -2
     reader: _Reader | None = None
+    parent: Node | None = None  # of every node: they are the root's children
     for node in nodes:
         if node.type == "comment":
             if trails(node):
@@ -894,8 +898,9 @@ def _chunks(
         key = _item_item_key(kind, data, head.start_byte, node.end_byte)
         summary = cache.get(key)
         if summary is None:
-            reader = reader or _Reader(kind)
-            summary = reader.read(node, head.start_point[0])
+            if reader is None:
+                reader, parent = _Reader(kind), node.parent
+            summary = reader.read(node, head.start_point[0], parent)
             if store:
                 cache.put(key, summary)
         yield Chunk(head.start_point[0], _last_line(node), head.start_byte, node.end_byte, summary)
