@@ -4,6 +4,11 @@ A file is summarised one top-level item at a time ("chunk": the item with the
 comments right above it). Chunk summaries hold lines relative to the chunk and
 are cached by the hash of the chunk's bytes, so after a keystroke only the
 edited item is queried again, and a file summary is a cheap list of chunks.
+
+An item is read with the four query files run as one query (one walk of its
+tree); a cold index of a project reads every item of every file, so that walk
+and the Python work per capture are what indexing costs beyond parsing
+(`benchmarks/index_speed.py`).
 """
 
 from __future__ import annotations
