@@ -23,7 +23,7 @@ from collections.abc import Sequence
 
 from lsprotocol import types
 
-from ocaml_ai_ls.context.index import WorkspaceIndex
+from ocaml_ai_ls.context.index import WorkspaceIndex, settle
 from ocaml_ai_ls.context.slicer import build_context
 from ocaml_ai_ls.documents import DocumentStore
 from ocaml_ai_ls.positions import encode
@@ -53,8 +53,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     index = WorkspaceIndex(root, documents)
     started = time.perf_counter()
     index.scan()
-    index.usage()  # the name tables, as the first request would build them
     scan_ms = (time.perf_counter() - started) * 1000
+    settle()  # as the server does once a root is indexed
     ws = Workspace(root, documents)
     items = [
         (source.path, d.start_line)

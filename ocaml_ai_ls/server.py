@@ -35,7 +35,7 @@ from .config import (
     client_section,
     read_config_file,
 )
-from .context.index import WorkspaceIndex
+from .context.index import WorkspaceIndex, settle
 from .context.model import Context
 from .context.render import explain
 from .diagnostics import diagnostics_by_uri
@@ -445,6 +445,7 @@ class OcamlAiServer(LanguageServer):
             await progress.begin(index.root.name)
             progress.on_cancel(cancelled.set)
             await scan
+            await asyncio.to_thread(settle)
         except Exception:  # a bug here must not take the server down
             log.exception("indexing %s failed", index.root)
         finally:

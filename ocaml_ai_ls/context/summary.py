@@ -4,6 +4,11 @@ A file is summarised one top-level item at a time ("chunk": the item with the
 comments right above it). Chunk summaries hold lines relative to the chunk and
 are cached by the hash of the chunk's bytes, so after a keystroke only the
 edited item is queried again, and a file summary is a cheap list of chunks.
+
+An item is read with the four query files run as one query (one walk of its
+tree); a cold index of a project reads every item of every file, so that walk
+and the Python work per capture are what indexing costs beyond parsing
+(`benchmarks/index_speed.py`).
 """
 
 from __future__ import annotations
@@ -13,8 +18,8 @@ import threading
 import weakref
 from bisect import bisect_left, bisect_right
 from collections import Counter
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, fields, replace
 from enum import StrEnum
 from functools import cached_property
 from typing import TYPE_CHECKING
@@ -23,7 +28,7 @@ from cachetools import LRUCache
 from tree_sitter import Node, QueryCursor, Tree
 
 from .items import doc_head, trails
-from .parsing import SourceKind, query
+from .parsing import SourceKind, joint_query
 
 if TYPE_CHECKING:
     from ..documents import Edit
@@ -172,6 +177,56 @@ class Chunk:
     summary: ChunkSummary
 
 
+def _slot_setters(
+    cls: type, names: tuple[str, ...]
+) -> tuple[Callable[[object, object], None], ...]:
+    """The slot setters of a frozen dataclass's fields, which must be `names` in order."""
+    if tuple(f.name for f in fields(cls)) != names:
+        raise TypeError(f"{cls.__name__}'s fields changed: update its maker below")
+    return tuple(getattr(cls, name).__set__ for name in names)
+
+
+# A cold index makes a hundred thousand references and some ten thousand
+# definitions; a frozen dataclass's `__init__` sets each field through
+# `object.__setattr__`, which costs 2.5 times what setting its slots does.
+_new = object.__new__
+_SET_PATH, _SET_REF_KIND, _SET_REF_LINE = _slot_setters(Reference, ("path", "kind", "line"))
+_DEFINITION_SETTERS = _slot_setters(
+    Definition,
+    (
+        "name",
+        "kind",
+        "scope",
+        "line",
+        "start_line",
+        "sig_end_line",
+        "end_line",
+        "owner",
+        "body",
+        "args",
+        "signature",
+        "recursive",
+    ),
+)
+
+
+def _reference(path: tuple[str, ...], kind: RefKind, line: int) -> Reference:
+    """`Reference(path, kind, line)`, faster."""
+    ref: Reference = _new(Reference)
+    _SET_PATH(ref, path)
+    _SET_REF_KIND(ref, kind)
+    _SET_REF_LINE(ref, line)
+    return ref
+
+
+def _definition(*values: object) -> Definition:
+    """`Definition(...)` with every field given in order, faster."""
+    made: Definition = _new(Definition)
+    for setter, value in zip(_DEFINITION_SETTERS, values, strict=True):
+        setter(made, value)
+    return made
+
+
 #: Nodes a module-level definition may sit in; any other ancestor makes it local.
 _STRUCTURAL = frozenset(
     {
@@ -215,14 +270,19 @@ _FUNCTION_BODIES = frozenset({"fun_expression", "function_expression"})
 
 
 def _text(node: Node | None) -> str:
-    if node is None or node.text is None:
-        return ""
-    return node.text.decode("utf-8", "replace")
+    raw = node.text if node is not None else None
+    return "" if raw is None else raw.decode("utf-8", "replace")
 
 
 def path_of(node: Node) -> tuple[str, ...]:
     """`Foo.Bar.x` as ("Foo", "Bar", "x"); `F(X).t` names F; `Foo.( +++ )` keeps `(+++)`."""
-    text = "".join(_text(node).split())
+    return _path_of_text(_text(node))
+
+
+def _path_of_text(text: str) -> tuple[str, ...]:
+    text = "".join(text.split())
+    if "(" not in text and ")" not in text:
+        return tuple(p for p in text.split(".") if p)  # what the loop below makes of it
     parts: list[str] = []
     depth = 0
     current: list[str] = []
@@ -241,22 +301,22 @@ def path_of(node: Node) -> tuple[str, ...]:
     return tuple(p for p in out if p)
 
 
-def _scope(node: Node, stop: Node) -> tuple[tuple[str, ...], bool]:
-    """Enclosing module names from `stop` down to `node`, and whether it is module-level."""
-    names: list[str] = []
-    level = True
-    current = node.parent
-    while current is not None and current != stop.parent:
-        kind = current.type
-        if kind not in _STRUCTURAL:
-            level = False
-        elif kind == "module_binding":
-            names.append(_first_named(current, "module_name"))
-        elif kind == "module_type_definition":
-            names.append(_first_named(current, "module_type_name"))
-        current = current.parent
-    names.reverse()
-    return tuple(names), level
+#: The queries a chunk is read with, run as one (one walk of the item, not four).
+_QUERIES = ("definitions", "imports", "references", "patterns")
+_DEFINITIONS, _IMPORTS, _REFERENCES, _PATTERNS = range(len(_QUERIES))
+#: Parents that make a module path part of something else, not a use of its own.
+_NOT_A_MODULE_USE = _PATHS | {"open_module", "include_module", "local_open_expression"}
+
+
+#: A reference capture's name → the kind of use; a definition capture's → the kind
+#: of definition (a dict: calling the enum costs more than the rest of a capture).
+_REFERENCE_CAPTURES = {f"reference.{k.value}": k for k in RefKind}
+_DEFINITION_CAPTURES = {f"definition.{k.value}": k for k in DefKind}
+
+
+def summarize_item(item: Node, kind: SourceKind) -> ChunkSummary:
+    """Run the definition, reference, import and pattern queries over one top-level item."""
+    return _Reader(kind).read(item)
 
 
 def _first_named(node: Node, kind: str) -> str:
@@ -266,250 +326,356 @@ def _first_named(node: Node, kind: str) -> str:
     return ""
 
 
-def _item_of(node: Node) -> Node:
-    """The structure item holding `node` (its ancestor whose parent is a container)."""
-    current = node
-    while current.parent is not None and current.parent.type not in _CONTAINERS:
-        current = current.parent
-    return current
-
-
 def _last_line(node: Node) -> int:
     end_row, end_col = node.end_point
     return end_row - 1 if end_col == 0 and end_row > node.start_point[0] else end_row
 
 
 _TYPE_PARTS = frozenset({"type_binding", "variant_declaration", "record_declaration"})
+_TYPE_HOLDERS = ("type_binding", "exception_definition")
 
 
-def _recursive(node: Node) -> bool:
-    """`let rec`, `module rec`, and types (recursive unless `nonrec`)."""
-    holder = node.parent
-    while holder is not None and holder.type in _TYPE_PARTS:
-        holder = holder.parent
-    if holder is None:
+def _above(chain: list[Node], outer: Node | None, depth: int) -> Node | None:
+    """The ancestor `depth` levels above `node` (1: its parent) of a node whose
+    ancestors from the item down are `chain` and whose item's parent is `outer`."""
+    if depth <= len(chain):
+        return chain[-depth]
+    current = outer
+    for _ in range(depth - len(chain) - 1):
+        if current is None:
+            return None
+        current = current.parent
+    return current
+
+
+def _type_above(types: list[str], chain: list[Node], outer: Node | None, depth: int) -> str | None:
+    """The type of `_above(chain, outer, depth)`; `types` are those of `chain`."""
+    if depth <= len(types):
+        return types[-depth]
+    above = _above(chain, outer, depth)
+    return above.type if above is not None else None
+
+
+#: `_keywords` of one node, by its id (a file's root is asked once per `val` item).
+_Keywords = dict[int, frozenset[str]]
+
+
+def _keywords(holder: Node, memo: _Keywords) -> frozenset[str]:
+    """The anonymous children of `holder` (`rec`, `nonrec`, ...)."""
+    found = memo.get(holder.id)
+    if found is None:
+        found = memo[holder.id] = frozenset(c.type for c in holder.children if not c.is_named)
+    return found
+
+
+def _recursive(chain: list[Node], types: list[str], outer: Node | None, memo: _Keywords) -> bool:
+    """`let rec`, `module rec`, and types (recursive unless `nonrec`), of the node
+    whose ancestors (from the item down) are `chain`, of types `types`."""
+    depth = 1
+    kind = _type_above(types, chain, outer, depth)
+    while kind is not None and kind in _TYPE_PARTS:
+        depth += 1
+        kind = _type_above(types, chain, outer, depth)
+    holder = _above(chain, outer, depth)
+    if kind is None or holder is None:
         return False
-    keywords = {c.type for c in holder.children if not c.is_named}
-    if holder.type == "type_definition":
+    keywords = _keywords(holder, memo)
+    if kind == "type_definition":
         return "nonrec" not in keywords
     return "rec" in keywords
 
 
-def _definition(
-    name_node: Node, node: Node, kind: str, top: Node, local: bool = False
-) -> Definition | None:
-    scope, level = _scope(node, top)
-    if not level and not local:
-        return None
-    name = _text(name_node)
-    if name_node.type == "parenthesized_operator":
-        name = "".join(name.split())  # `( +++ )` as a use of it is written: `(+++)`
-    item = _item_of(node)
-    start = node.start_point[0]
-    end = _last_line(node)
-    sig_end = end
-    owner: str | None = None
-    body: tuple[str, ...] | None = None
-    args: tuple[tuple[str, ...], ...] = ()
-    signature: tuple[str, ...] | None = None
-    dkind = DefKind(kind)
-    if node.type == "let_binding":
-        first_binding = node.parent is not None and node.parent.named_children[0] == node
-        if first_binding and node.parent is not None:
-            start = node.parent.start_point[0]
-        equals = next((c for c in node.children if c.type == "="), None)
-        sig_end = equals.start_point[0] if equals is not None else end
-        value = node.child_by_field_name("body")
-        if any(c.type == "parameter" for c in node.named_children) or (
-            value is not None and value.type in _FUNCTION_BODIES
-        ):
-            dkind = DefKind.FUNCTION
-    elif node.type == "value_specification":
-        typ = node.child_by_field_name("type")
-        if typ is not None and typ.type == "function_type":
-            dkind = DefKind.FUNCTION
-    elif node.type == "type_binding":
-        definition = node.parent if node.parent is not None else node
-        start, end = definition.start_point[0], _last_line(definition)
-        sig_end = end
-    elif node.type in ("constructor_declaration", "field_declaration"):
-        binding = node.parent
-        while binding is not None and binding.type not in ("type_binding", "exception_definition"):
-            binding = binding.parent
-        if binding is not None and binding.type == "exception_definition":
-            dkind = DefKind.EXCEPTION if node.type == "constructor_declaration" else dkind
-            start, end = binding.start_point[0], _last_line(binding)
-        elif binding is not None:
-            owner = _first_named(binding, "type_constructor")
-            definition = binding.parent if binding.parent is not None else binding
-            start, end = definition.start_point[0], _last_line(definition)
-        sig_end = end
-    elif node.type == "module_binding":
-        if node.parent is not None and node.parent.named_children[0] == node:
-            start = node.parent.start_point[0]
-        if any(c.type == "module_parameter" for c in node.named_children):
-            dkind = DefKind.FUNCTOR
-        value = node.child_by_field_name("body")
-        constraint = node.child_by_field_name("module_type")
-        if value is not None and value.type == "module_path":
-            body = path_of(value)
-        elif value is not None and value.type == "module_application":
-            # `F (A) (B)` nests: ((F A) B); the innermost names the functor
-            applications = [value]
-            while (inner := applications[-1].child_by_field_name("functor")) is not None and (
-                inner.type == "module_application"
-            ):
-                applications.append(inner)
-            functor = applications[-1].child_by_field_name("functor")
-            body = path_of(functor) if functor is not None else None
-            args = tuple(
-                path_of(p)
-                for application in reversed(applications)
-                for a in application.named_children
-                if a != application.child_by_field_name("functor")
-                for p in ([a] if a.type == "module_path" else a.named_children)
-                if p.type == "module_path"
-            )
-        if constraint is not None:
-            if constraint.type == "module_type_path":
-                signature = path_of(constraint)
-            elif constraint.type == "module_type_constraint":
-                inner = next(
-                    (c for c in constraint.named_children if c.type == "module_type_path"), None
-                )
-                signature = path_of(inner) if inner is not None else None
-        opener = next(
-            (c for c in (value, constraint) if c is not None and c.type in _CONTAINERS), None
+class _Reader:
+    """Reads top-level items of one grammar: one joint query (one walk of the item,
+    not one per query file) through one cursor, the paths it has read remembered
+    (a file writes the same few names again and again)."""
+
+    def __init__(self, kind: SourceKind) -> None:
+        joint, self.origin = joint_query(kind, _QUERIES)
+        self.cursor = QueryCursor(joint)
+        self.paths: dict[bytes, tuple[str, ...]] = {}
+        self.keywords: _Keywords = {}
+        #: The item being read, its first line and its parent.
+        self.item: Node | None = None
+        self.base = 0
+        self.clamp = False
+        self.outer: Node | None = None
+
+    def read(
+        self, item: Node, first_line: int | None = None, parent: Node | None = None
+    ) -> ChunkSummary:
+        """The item's summary, lines relative to `first_line` (its doc comment's; by
+        default its own). `parent`: the item's, if the caller knows it (tree-sitter
+        finds it from the root, through the items before this one)."""
+        self.item = item
+        own = item.start_point[0]
+        self.base = base = own if first_line is None else first_line
+        # below a doc comment, a definition starts at the chunk's start at the earliest
+        self.clamp = base != own
+        self.outer = parent if parent is not None else item.parent
+        origin = self.origin
+        paths = self.paths
+        definitions: list[Definition] = []
+        local_modules: list[Definition] = []
+        bound: set[str] = set()
+        found_refs: list[tuple[int, tuple[str, ...], RefKind]] = []
+        opens: list[dict[str, list[Node]]] = []
+        module = RefKind.MODULE
+        for pattern, captures in self.cursor.matches(item):
+            where = origin[pattern]
+            if where == _REFERENCES:
+                ((capture, nodes),) = captures.items()
+                ref_kind = _REFERENCE_CAPTURES[capture]
+                node = nodes[0]
+                if ref_kind is module:
+                    parent = node.parent
+                    if parent is not None and parent.type in _NOT_A_MODULE_USE:
+                        continue
+                raw = node.text or b""
+                path = paths.get(raw)
+                if path is None:
+                    path = paths[raw] = _path_of_text(raw.decode("utf-8", "replace"))
+                if path:
+                    found_refs.append((node.start_point[0] - base, path, ref_kind))
+            elif where == _PATTERNS:
+                bound_text = captures["bound"][0].text
+                bound.add("" if bound_text is None else bound_text.decode("utf-8", "replace"))
+            elif where == _DEFINITIONS:
+                names = captures.get("name")
+                if not names:
+                    continue
+                for capture, nodes in captures.items():
+                    def_kind = _DEFINITION_CAPTURES.get(capture)
+                    if def_kind is not None:
+                        found = self.definition(names[0], nodes[0], def_kind)
+                        if found is not None:
+                            definitions.append(found)
+                        elif def_kind is DefKind.VALUE:
+                            bound.add(_text(names[0]))
+                        elif def_kind is DefKind.MODULE:
+                            local = self.local_module(names[0], nodes[0])
+                            if local is not None:
+                                local_modules.append(local)
+            else:
+                opens.append(captures)
+        imports = [i for i in (self.import_(captures) for captures in opens) if i is not None]
+        # one order, always: by line, path and kind (a reference is nothing else)
+        found_refs.sort()
+        imports.sort(key=lambda i: i.line)
+        return ChunkSummary(
+            tuple(definitions),
+            tuple([_reference(path, ref_kind, line) for line, path, ref_kind in found_refs]),
+            tuple(imports),
+            frozenset(bound),
+            tuple(local_modules),
         )
-        sig_end = opener.start_point[0] if opener is not None else end
-    elif node.type == "module_type_definition":
-        value = node.child_by_field_name("body")
-        if value is not None and value.type == "signature":
-            sig_end = value.start_point[0]
-    elif node.type == "class_binding":
-        value = node.child_by_field_name("body")
-        sig_end = value.start_point[0] if value is not None else end
-    if start == item.start_point[0]:
-        start = doc_head(item).start_point[0]
-    base = top.start_point[0]
-    return Definition(
-        name=name,
-        kind=dkind,
-        scope=scope,
-        line=name_node.start_point[0] - base,
-        start_line=start - base,
-        sig_end_line=max(sig_end, start) - base,
-        end_line=end - base,
-        owner=owner,
-        body=body,
-        args=args,
-        signature=signature,
-        recursive=_recursive(node),
-    )
 
+    def ancestors(self, node: Node, local: bool) -> tuple[list[Node], list[str], bool] | None:
+        """The ancestors of `node` from the item down to its parent, their types, and
+        whether they are all structure (the definition is module-level); None as
+        soon as one is not, unless `local`. Found from the top: tree-sitter finds a
+        node's parent by descending from the root, so walking up would pay that at
+        every step."""
+        item = self.item
+        assert item is not None
+        chain: list[Node] = []
+        types: list[str] = []
+        level = True
+        current: Node | None = item
+        while current is not None and current != node:
+            kind = current.type
+            if kind not in _STRUCTURAL:
+                if not local:
+                    return None
+                level = False
+            chain.append(current)
+            types.append(kind)
+            current = current.child_with_descendant(node)
+        return chain, types, level
 
-def summarize_item(item: Node, kind: SourceKind) -> ChunkSummary:
-    """Run the definition, reference and import queries over one top-level item."""
-    base = item.start_point[0]
-    definitions: list[Definition] = []
-    local_modules: list[Definition] = []
-    bound: set[str] = set()
-    for _, captures in QueryCursor(query(kind, "definitions")).matches(item):
-        names = captures.get("name")
-        if not names:
-            continue
-        for capture, nodes in captures.items():
-            if capture.startswith("definition."):
-                found = _definition(names[0], nodes[0], capture.split(".", 1)[1], item)
-                if found is not None:
-                    definitions.append(found)
-                elif capture == "definition.value":
-                    bound.add(_text(names[0]))
-                elif capture == "definition.module":
-                    local = _local_module(names[0], nodes[0], item)
-                    if local is not None:
-                        local_modules.append(local)
-    references: list[Reference] = []
-    for capture, nodes in QueryCursor(query(kind, "references")).captures(item).items():
-        ref_kind = RefKind(capture.split(".", 1)[1])
-        for node in nodes:
-            parent = node.parent
-            if ref_kind is RefKind.MODULE and parent is not None and parent.type in _PATHS:
-                continue
-            if (
-                ref_kind is RefKind.MODULE
-                and parent is not None
-                and parent.type
-                in (
-                    "open_module",
-                    "include_module",
-                    "local_open_expression",
-                )
+    def definition(
+        self, name_node: Node, node: Node, kind: DefKind, local: bool = False
+    ) -> Definition | None:
+        found = self.ancestors(node, local)
+        if found is None:
+            return None
+        chain, types, level = found
+        if not level and not local:
+            return None
+        outer = self.outer
+        scope = _scope_names(chain, types)
+        name = _text(name_node)
+        if name_node.type == "parenthesized_operator":
+            name = "".join(name.split())  # `( +++ )` as a use of it is written: `(+++)`
+        start = node.start_point[0]
+        end = _last_line(node)
+        sig_end = end
+        owner: str | None = None
+        body: tuple[str, ...] | None = None
+        args: tuple[tuple[str, ...], ...] = ()
+        signature: tuple[str, ...] | None = None
+        dkind = kind
+        node_type = node.type
+        parent = _above(chain, outer, 1)
+        if node_type == "let_binding":
+            if parent is not None and parent.named_child(0) == node:
+                start = parent.start_point[0]
+            equals = next((c for c in node.children if c.type == "="), None)
+            sig_end = equals.start_point[0] if equals is not None else end
+            value = node.child_by_field_name("body")
+            if any(c.type == "parameter" for c in node.named_children) or (
+                value is not None and value.type in _FUNCTION_BODIES
             ):
-                continue
-            path = path_of(node)
-            if path:
-                references.append(Reference(path, ref_kind, node.start_point[0] - base))
-    imports: list[Import] = []
-    for _, captures in QueryCursor(query(kind, "imports")).matches(item):
+                dkind = DefKind.FUNCTION
+        elif node_type == "value_specification":
+            typ = node.child_by_field_name("type")
+            if typ is not None and typ.type == "function_type":
+                dkind = DefKind.FUNCTION
+        elif node_type == "type_binding":
+            definition = parent if parent is not None else node
+            start, end = definition.start_point[0], _last_line(definition)
+            sig_end = end
+        elif node_type in ("constructor_declaration", "field_declaration"):
+            depth = 1
+            binding = parent
+            while binding is not None and binding.type not in _TYPE_HOLDERS:
+                depth += 1
+                binding = _above(chain, outer, depth)
+            if binding is not None and binding.type == "exception_definition":
+                dkind = DefKind.EXCEPTION if node_type == "constructor_declaration" else dkind
+                start, end = binding.start_point[0], _last_line(binding)
+            elif binding is not None:
+                owner = _first_named(binding, "type_constructor")
+                above = _above(chain, outer, depth + 1)
+                definition = above if above is not None else binding
+                start, end = definition.start_point[0], _last_line(definition)
+            sig_end = end
+        elif node_type == "module_binding":
+            if parent is not None and parent.named_child(0) == node:
+                start = parent.start_point[0]
+            if any(c.type == "module_parameter" for c in node.named_children):
+                dkind = DefKind.FUNCTOR
+            value = node.child_by_field_name("body")
+            constraint = node.child_by_field_name("module_type")
+            if value is not None and value.type == "module_path":
+                body = path_of(value)
+            elif value is not None and value.type == "module_application":
+                # `F (A) (B)` nests: ((F A) B); the innermost names the functor
+                applications = [value]
+                while (inner := applications[-1].child_by_field_name("functor")) is not None and (
+                    inner.type == "module_application"
+                ):
+                    applications.append(inner)
+                functor = applications[-1].child_by_field_name("functor")
+                body = path_of(functor) if functor is not None else None
+                args = tuple(
+                    path_of(p)
+                    for application in reversed(applications)
+                    for a in application.named_children
+                    if a != application.child_by_field_name("functor")
+                    for p in ([a] if a.type == "module_path" else a.named_children)
+                    if p.type == "module_path"
+                )
+            if constraint is not None:
+                if constraint.type == "module_type_path":
+                    signature = path_of(constraint)
+                elif constraint.type == "module_type_constraint":
+                    inner = next(
+                        (c for c in constraint.named_children if c.type == "module_type_path"),
+                        None,
+                    )
+                    signature = path_of(inner) if inner is not None else None
+            opener = next(
+                (c for c in (value, constraint) if c is not None and c.type in _CONTAINERS), None
+            )
+            sig_end = opener.start_point[0] if opener is not None else end
+        elif node_type == "module_type_definition":
+            value = node.child_by_field_name("body")
+            if value is not None and value.type == "signature":
+                sig_end = value.start_point[0]
+        elif node_type == "class_binding":
+            value = node.child_by_field_name("body")
+            sig_end = value.start_point[0] if value is not None else end
+        holder = self.structure_item(node, chain, types)
+        if start == holder.start_point[0]:
+            start = doc_head(holder).start_point[0]
+        base = self.base
+        return _definition(
+            name,
+            dkind,
+            scope,
+            name_node.start_point[0] - base,
+            max(start - base, 0) if self.clamp else start - base,
+            max(sig_end, start) - base,
+            end - base,
+            owner,
+            body,
+            args,
+            signature,
+            _recursive(chain, types, outer, self.keywords),
+        )
+
+    def structure_item(self, node: Node, chain: list[Node], types: list[str]) -> Node:
+        """The structure item holding `node` (its ancestor whose parent is a container)."""
+        depth = 0
+        while True:
+            kind = _type_above(types, chain, self.outer, depth + 1)
+            if kind is None or kind in _CONTAINERS:
+                found = _above(chain, self.outer, depth) if depth else node
+                return found if found is not None else node
+            depth += 1
+
+    def local_module(self, name_node: Node, node: Node) -> Definition | None:
+        """`let module M = P in e`, visible from its line to the end of `e`."""
+        holder = node.parent
+        let = holder.parent if holder is not None else None
+        if holder is None or holder.type != "module_definition" or let is None:
+            return None
+        if let.type != "let_expression":
+            return None
+        found = self.definition(name_node, node, DefKind.MODULE, local=True)
+        if found is None:
+            return None
+        end = _last_line(let) - self.base
+        return replace(found, start_line=found.line, sig_end_line=found.line, end_line=end)
+
+    def import_(self, captures: dict[str, list[Node]]) -> Import | None:
+        """`open M`, `include M`, `M.(e)`, `let open M in e` (a module path's only)."""
         modules = captures.get("module")
         if not modules:
-            continue
+            return None
         module = modules[0]
         include = "include" in captures
         holder = captures.get("include") or captures.get("open") or [module]
-        scope, level = _scope(holder[0], item)
+        found = self.ancestors(holder[0], local=True)
+        assert found is not None
+        chain, types, level = found
+        scope = _scope_names(chain, types)
         target = module
         if module.type == "typed_module_expression":
             target = next((c for c in module.named_children if c.type == "module_path"), module)
         path = path_of(target)
-        if path and target.type in ("module_path", "extended_module_path"):
-            end = -1
-            if not level:
-                extent = holder[0]
-                if extent.type == "open_module" and extent.parent is not None:
-                    extent = extent.parent  # `let open M in e`
-                end = _last_line(extent) - base
-            line = module.start_point[0] - base
-            imports.append(Import(path, include, line, scope, not level, end))
-    references.sort(key=lambda r: (r.line, r.path, r.kind.value))  # one order, always
-    imports.sort(key=lambda i: i.line)
-    bound.update(_patterns(item))
-    return ChunkSummary(
-        tuple(definitions),
-        tuple(references),
-        tuple(imports),
-        frozenset(bound),
-        tuple(local_modules),
-    )
+        if not path or target.type not in ("module_path", "extended_module_path"):
+            return None
+        end = -1
+        if not level:
+            extent = holder[0]
+            if extent.type == "open_module" and extent.parent is not None:
+                extent = extent.parent  # `let open M in e`
+            end = _last_line(extent) - self.base
+        line = module.start_point[0] - self.base
+        return Import(path, include, line, scope, not level, end)
 
 
-def _local_module(name_node: Node, node: Node, item: Node) -> Definition | None:
-    """`let module M = P in e`, visible from its line to the end of `e`."""
-    holder = node.parent
-    let = holder.parent if holder is not None else None
-    if holder is None or holder.type != "module_definition" or let is None:
-        return None
-    if let.type != "let_expression":
-        return None
-    found = _definition(name_node, node, "module", item, local=True)
-    if found is None:
-        return None
-    end = _last_line(let) - item.start_point[0]
-    return replace(found, start_line=found.line, sig_end_line=found.line, end_line=end)
-
-
-def _patterns(item: Node) -> set[str]:
-    """Names bound by patterns anywhere in the item (parameters, match cases, let-in)."""
-    out: set[str] = set()
-    stack = [item]
-    while stack:
-        node = stack.pop()
-        if node.type == "value_pattern":
-            out.add(_text(node))
-        elif node.child_count:
-            stack.extend(node.named_children)
-    return out
+def _scope_names(chain: list[Node], types: list[str]) -> tuple[str, ...]:
+    """The modules and module types among a node's ancestors, outermost first."""
+    names: list[str] = []
+    for node, kind in zip(chain, types, strict=True):
+        if kind == "module_binding":
+            names.append(_first_named(node, "module_name"))
+        elif kind == "module_type_definition":
+            names.append(_first_named(node, "module_type_name"))
+    return tuple(names)
 
 
 class ChunkCache:
@@ -602,29 +768,40 @@ class FileSummary:
     def qualified(self) -> Counter[tuple[str, str]]:
         """Uses of `M.name` by (the module just before the name, the name): what the
         file takes from which module, for the project's usage counts."""
-        out: Counter[tuple[str, str]] = Counter()
-        for c in self.chunks:
-            for r in c.summary.references:
-                if len(r.path) > 1 and r.kind is not RefKind.MODULE:
-                    out[(r.path[-2], r.path[-1])] += 1
-        return out
+        return self._uses()[0]
 
     @cached_property
     def modules_named(self) -> frozenset[str]:
         """Every module name a path of the file goes through (`Lwt` of `Lwt.Infix.( >>= )`,
         `Import` of `open! Import`)."""
-        out: set[str] = set()
-        for c in self.chunks:
-            for r in c.summary.references:
-                out.update(r.path if r.kind is RefKind.MODULE else r.path[:-1])
-            for i in c.summary.imports:
-                out.update(i.path)
-        return frozenset(out)
+        return self._uses()[1]
 
     @cached_property
     def used_names(self) -> frozenset[str]:
         """The last component of every use: a quick filter when looking for callers."""
-        return frozenset(r.path[-1] for c in self.chunks for r in c.summary.references)
+        return self._uses()[2]
+
+    def _uses(self) -> tuple[Counter[tuple[str, str]], frozenset[str], frozenset[str]]:
+        """`qualified`, `modules_named` and `used_names` in one pass over the uses
+        (the index asks for all three of every file), each then kept as computed."""
+        pairs: list[tuple[str, str]] = []
+        modules: set[str] = set()
+        used: set[str] = set()
+        module_kind = RefKind.MODULE
+        for c in self.chunks:
+            for r in c.summary.references:
+                path = r.path
+                used.add(path[-1])
+                if r.kind is module_kind:
+                    modules.update(path)
+                elif len(path) > 1:
+                    pairs.append((path[-2], path[-1]))
+                    modules.update(path[:-1])
+            for i in c.summary.imports:
+                modules.update(i.path)
+        found = (Counter(pairs), frozenset(modules), frozenset(used))
+        self.__dict__.update(qualified=found[0], modules_named=found[1], used_names=found[2])
+        return found
 
     @cached_property
     def _starts(self) -> list[int]:
@@ -717,6 +894,8 @@ def _chunks(
     """Top-level items with the comments right above them, summarized or from the cache."""
     pending: Node | None = None  # the first of the comments right above the next item
     previous_end = -2
+    reader: _Reader | None = None
+    parent: Node | None = None  # of every node: they are the root's children
     for node in nodes:
         if node.type == "comment":
             if trails(node):
@@ -733,25 +912,9 @@ def _chunks(
         key = _item_item_key(kind, data, head.start_byte, node.end_byte)
         summary = cache.get(key)
         if summary is None:
-            summary = summarize_item(node, kind)
-            if head.start_point[0] != node.start_point[0]:
-                summary = _rebase(summary, node.start_point[0] - head.start_point[0])
+            if reader is None:
+                reader, parent = _Reader(kind), node.parent
+            summary = reader.read(node, head.start_point[0], parent)
             if store:
                 cache.put(key, summary)
         yield Chunk(head.start_point[0], _last_line(node), head.start_byte, node.end_byte, summary)
-
-
-def _rebase(summary: ChunkSummary, by: int) -> ChunkSummary:
-    """Lines relative to the item's first line made relative to its doc comment's."""
-    return ChunkSummary(
-        tuple(_rebased_definition(d, by) for d in summary.definitions),
-        tuple(replace(r, line=r.line + by) for r in summary.references),
-        tuple(i.shifted(by) for i in summary.imports),
-        summary.bound,
-        tuple(d.shifted(by) for d in summary.local_modules),
-    )
-
-
-def _rebased_definition(d: Definition, by: int) -> Definition:
-    moved = d.shifted(by)
-    return replace(moved, start_line=0) if moved.start_line < 0 else moved
