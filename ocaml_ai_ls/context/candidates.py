@@ -433,9 +433,6 @@ class _Collector:
             if not i.local and i.line < line and scope[: len(i.scope)] == i.scope
         ]
         named = self._mentions(line)
-        neighbours = [
-            s.path for s in self.index.files_in(r.path.parent) if s.module != self.module_name
-        ]
         chosen: list[InScope] = []
         other = sibling(r.path)
         if self.own is not None and other is not None and other in self.index.files:
@@ -460,7 +457,7 @@ class _Collector:
             used=self.used_modules,
             opened=opened,
             words=self.words,
-            neighbours=neighbours,
+            beside=self.index.modules_named_beside(r.path.parent),
             local=frozenset(
                 d.name
                 for d in (*r.summary.definitions, *r.summary.local_modules)

@@ -21,6 +21,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from cachetools import LRUCache
+
 from ..documents import Document, DocumentStore
 from ..ignores import counts, walk_project
 from ..paths import is_inside
@@ -77,6 +79,8 @@ class _Tables:
     """Derived lookups, rebuilt when files or dune files come or go."""
 
     units: dict[Path, ModuleUnit] = field(default_factory=dict)
+    #: The unit of each indexed file (a lookup the resolver makes thousands of times).
+    of_file: dict[Path, ModuleUnit] = field(default_factory=dict)
     by_dir: dict[Path, list[SourceFile]] = field(default_factory=dict)
     by_name: dict[str, list[ModuleUnit]] = field(default_factory=dict)
     libraries: dict[str, Stanza] = field(default_factory=dict)
@@ -175,6 +179,7 @@ class WorkspaceIndex:
         self._dirty: set[Path] = set()
         #: Bumped whenever the name tables change (for caches derived from them).
         self.names_generation = 0
+        self._beside: LRUCache[tuple[Path, int], tuple[int, Counter[str]]] = LRUCache(64)
         #: The open document (serial, generation) a file's summary was made from.
         self._read_at: dict[Path, tuple[int, int]] = {}
 
@@ -370,6 +375,19 @@ class WorkspaceIndex:
         self._refresh_names()
         return self._naming.get(module, set())
 
+    def modules_named_beside(self, directory: Path) -> tuple[int, Counter[str]]:
+        """How many files a directory holds, and how many of them name each module
+        (remembered until the names change: every request in a directory asks)."""
+        with self._lock:
+            self._refresh_names()
+            key = (directory, self.names_generation)
+            found = self._beside.get(key)
+            if found is None:
+                files = self.files_in(directory)
+                share = Counter(name for f in files for name in self.modules_named_in(f.path))
+                found = self._beside[key] = (len(files), share)
+            return found
+
     def modules_named_in(self, path: Path) -> frozenset[str]:
         self._refresh_names()
         names = self._names_of.get(path)
@@ -445,6 +463,7 @@ class WorkspaceIndex:
                 unit = ModuleUnit(source.module, rel_dir, self.stanza_of(rel_dir, source.module))
                 tables.units[key] = unit
                 tables.by_name.setdefault(unit.name, []).append(unit)
+            tables.of_file[source.path] = unit
             if source.kind is SourceKind.INTERFACE:
                 unit.mli = source
             else:
@@ -471,7 +490,9 @@ class WorkspaceIndex:
         return None
 
     def unit_of(self, path: Path) -> ModuleUnit | None:
-        return self.tables.units.get(path.with_suffix(""))
+        tables = self.tables
+        unit = tables.of_file.get(path)
+        return unit if unit is not None else tables.units.get(path.with_suffix(""))
 
     def files_in(self, directory: Path) -> list[SourceFile]:
         """The indexed files of one directory (not below it)."""

@@ -24,10 +24,8 @@ with k about how many entries of a module a change reaches for.
 from __future__ import annotations
 
 import threading
-from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 from cachetools import LRUCache
 
@@ -117,12 +115,13 @@ def modules_in_scope(
     used: Sequence[Module],
     opened: Sequence[tuple[str, ...]],
     words: Words,
-    neighbours: Sequence[Path],
+    beside: tuple[int, Mapping[str, int]] = (0, {}),
     local: frozenset[str] = frozenset(),
 ) -> list[InScope]:
     """Every module the change may reach for, best first (the file's own module left out).
 
     `named` counts the file's mentions of each module name (near ones weighing more);
+    `beside` is how many files the file's directory holds and how many name each module;
     `local` holds the module aliases the file defines itself (`module L = Lwt`)."""
     found: dict[UnitScope, InScope] = {}
 
@@ -153,19 +152,19 @@ def modules_in_scope(
     for name, weight in weights.items():
         for m in _modules_named(name, index, resolver, here, local, name in worth):
             add(m, weight, f"the file names {name} ({weight:.2f})")
-    if neighbours:
-        share = Counter(name for path in neighbours for name in index.modules_named_in(path))
+    files, share = beside
+    if files:
         taken = 0
         for name, count in sorted(share.items(), key=lambda item: (-item[1], item[0])):
-            fraction = count / len(neighbours)
+            fraction = count / files
             if fraction < MIN_NEIGHBOUR_SHARE or taken >= MAX_NEIGHBOUR_MODULES:
                 break
             if name in named:
                 continue
-            beside = _modules_named(name, index, resolver, here, local, resolve=False)
-            for m in beside:
+            units = _modules_named(name, index, resolver, here, local, resolve=False)
+            for m in units:
                 add(m, NEIGHBOURS * fraction, f"{fraction:.0%} of the files beside it name {name}")
-            taken += bool(beside)
+            taken += bool(units)
     if words.parts and own is not None:
         matches = [
             (words.overlap(u.name), u)
