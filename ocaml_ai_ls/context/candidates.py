@@ -70,6 +70,8 @@ INSTRUCTION = 0.85
 INSTRUCTION_WORD = 0.3
 DUNE_STANZA = 0.1
 FIRST_CALLER, NEXT_CALLER = 0.1, 0.005
+#: Definitions of the file being edited made candidates, at most (the nearest).
+MAX_FILE_CANDIDATES = 200
 #: Entries of modules in scope made candidates, at most (the best by score per token).
 MAX_MODULE_CANDIDATES = 300
 #: At most this many definitions are taken for one use (an ambiguous name).
@@ -265,7 +267,11 @@ class _Collector:
         distances = [min(abs(d.line - start), abs(d.line - end)) for d in defs]
         closeness = [closeness_at(distance) for distance in distances]
         total = sum(closeness) or 1.0
-        for d, distance, close in zip(defs, distances, closeness, strict=True):
+        # the nearest, and every type: the file's share of the budget holds no more
+        nearest = sorted(range(len(defs)), key=distances.__getitem__)[:MAX_FILE_CANDIDATES]
+        chosen = {*nearest, *(i for i, d in enumerate(defs) if d.kind is DefKind.TYPE)}
+        for i in sorted(chosen):
+            d, distance, close = defs[i], distances[i], closeness[i]
             score = min(NEAR, LOCAL_USED * close / total)
             if d.kind is DefKind.TYPE:
                 score = max(score, FILE_TYPE)
