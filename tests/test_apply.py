@@ -161,3 +161,11 @@ def test_a_change_of_trailing_whitespace_is_a_change() -> None:
     src = "let a = 1  \nlet b = 2\n"
     diff = "--- a/a.ml\n+++ b/a.ml\n@@ -1,2 +1,2 @@\n-let a = 1\n+let a = 1\n let b = 2\n"
     assert _apply_diff(src, diff).text == "let a = 1\nlet b = 2\n"
+
+
+def test_a_new_file_loses_the_indentation_all_its_lines_share() -> None:
+    diff = "--- /dev/null\n+++ b/n.mli\n@@ -0,0 +1,3 @@\n+ val x : int\n+\n+ (** doc *)\n"
+    [edit] = parse_answer(diff).edits
+    assert apply_file_edit(None, edit).text == "val x : int\n\n(** doc *)\n"
+    nested = "module N = struct\n  let x = 1\nend\n"
+    assert apply_file_edit(None, FileEdit("n.ml", content=nested)).text == nested

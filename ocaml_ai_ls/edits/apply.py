@@ -543,12 +543,30 @@ def _sequential(lines: _Lines, hunks: Sequence[Hunk]) -> str | None:
     return current.text()
 
 
+def _new_file(text: str) -> str:
+    """A new file's text without the indentation all its lines share.
+
+    A source file's top-level items start at column 0: when every line of a new
+    file is indented, the indentation came from quoting, not from the file.
+    """
+    lines = _Lines.of(text)
+    indents = [_indent(x) for x in lines.content if x.strip()]
+    common = indents[0] if indents else ""
+    for indent in indents[1:]:
+        while not indent.startswith(common):
+            common = common[:-1]
+    if not common:
+        return text
+    content = [x[len(common) :] if x.startswith(common) else x.lstrip() for x in lines.content]
+    return _Lines(content, lines.ends, lines.eol).text()
+
+
 def apply_file_edit(text: str | None, edit: FileEdit) -> FileApplyResult:
     """One file's edit against its current text (None: the file does not exist)."""
     name = edit.path or "the file"
     if edit.content is not None:
         if text is None:
-            return FileApplyResult(edit.content)
+            return FileApplyResult(_new_file(edit.content))
         if edit.create:
             return FileApplyResult(
                 None, (HunkFailure(0, f"{name} already exists; edit it with SEARCH/REPLACE"),)
@@ -572,7 +590,7 @@ def apply_file_edit(text: str | None, edit: FileEdit) -> FileApplyResult:
     if text is None:
         if edit.hunks and all(not h.old for h in edit.hunks):
             body = [line for h in edit.hunks for line in h.new]
-            return FileApplyResult("\n".join(body) + "\n" if body else "")
+            return FileApplyResult(_new_file("\n".join(body) + "\n" if body else ""))
         return FileApplyResult(None, (HunkFailure(0, f"{name} was not found"),))
     if not edit.hunks:
         return FileApplyResult(None, (HunkFailure(0, f"no change given for {name}"),))
