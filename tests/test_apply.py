@@ -169,3 +169,53 @@ def test_a_new_file_loses_the_indentation_all_its_lines_share() -> None:
     assert apply_file_edit(None, edit).text == "val x : int\n\n(** doc *)\n"
     nested = "module N = struct\n  let x = 1\nend\n"
     assert apply_file_edit(None, FileEdit("n.ml", content=nested)).text == nested
+
+
+# -- header line numbers choose between equal matches (#16) ------------------------------
+
+REPEATED = "".join(
+    f"let v{i} =\n  match x with\n  | None -> 0\n  | Some y -> y\n\n" for i in range(5)
+)
+
+
+def test_equal_matches_settled_by_the_header_line() -> None:
+    old_line = 3 * 5 + 2  # 1-based: `match x with` of v3
+    diff = (
+        f"--- a/r.ml\n+++ b/r.ml\n@@ -{old_line},3 +{old_line},3 @@\n"
+        "   match x with\n   | None -> 0\n-  | Some y -> y\n+  | Some y -> y + 1\n"
+    )
+    result = _apply_diff(REPEATED, diff)
+    want = REPEATED.split("\n")
+    want[old_line + 1] = "  | Some y -> y + 1"
+    assert result.text == "\n".join(want)
+
+
+def test_equal_matches_none_at_the_header_line_are_refused() -> None:
+    diff = (
+        "--- a/r.ml\n+++ b/r.ml\n@@ -18,3 +18,3 @@\n"
+        "   match x with\n   | None -> 0\n-  | Some y -> y\n+  | Some y -> y + 1\n"
+    )
+    result = _apply_diff(REPEATED, diff)
+    assert result.text is None and "matches 5 places" in result.failures[0].reason
+    no_numbers = diff.replace("@@ -18,3 +18,3 @@", "@@ @@")
+    assert _apply_diff(REPEATED, no_numbers).text is None
+
+
+def test_equal_matches_refused_when_the_other_hunks_disagree_on_drift() -> None:
+    src = "let a = 1\nend\nlet b = 2\nlet c = 3\nend\nlet d = 4\nlet e = 5\n"
+    hunks = [
+        Hunk(("let a = 1",), ("let a = 10",), 10),  # drift -10
+        Hunk(("let e = 5",), ("let e = 50",), 4),  # drift +2
+        Hunk(("end",), ("end;;",), 1),  # exactly at a match, but whose drift?
+    ]
+    result = apply_hunks(src, hunks)
+    assert result.text is None and "matches 2 places" in result.failures[0].reason
+
+
+def test_identical_hunks_over_as_many_equal_places_apply_to_each() -> None:
+    src = "let f x =\n  x + 1\n\nlet g x =\n  x + 1\n"
+    hunk = "@@ @@\n-  x + 1\n+  x + 2\n"
+    diff = "--- a/f.ml\n+++ b/f.ml\n" + hunk + hunk
+    assert _apply_diff(src, diff).text == src.replace("x + 1", "x + 2")
+    # one copy for two places is still ambiguous
+    assert _apply_diff(src, "--- a/f.ml\n+++ b/f.ml\n" + hunk).text is None

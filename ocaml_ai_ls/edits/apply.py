@@ -1,10 +1,10 @@
-"""Place hunks in a file by their content, never by their line numbers.
+"""Place hunks in a file by their content; line numbers only choose between equal matches.
 
 A cascade where each step stays exact (DESIGN.md): exact lines → trailing
 whitespace ignored → leading and trailing whitespace ignored → leading and
-trailing blank lines of the hunk ignored. A match must be unique; a line
-number only chooses between equal matches when the other hunks agree on one
-drift. When leading whitespace had
+trailing blank lines of the hunk ignored. A match must be unique, unless
+exactly one of the equal matches sits where the header says (after the drift
+the other hunks agree on, if they agree on one). When leading whitespace had
 to be ignored, the `-` lines decide how the added lines are re-indented, else
 the file's own indentation around the place decides; when nothing decides,
 the hunk is refused, never guessed. Kept lines stay byte-for-byte as in the
@@ -416,16 +416,19 @@ def _replacement(file_part: list[str], placed: _Placed) -> list[str]:
 def _resolve(
     lines: list[str], hunks: Sequence[Hunk]
 ) -> tuple[list[_Placed | None], list[HunkFailure]]:
-    """Place every hunk in `lines` (the original text); ambiguity settled by drift."""
+    """Place every hunk in `lines` (the original text); equal matches settled by the header."""
     lex = _FileLex(lines)
     found = [_locate(lines, h, lex)[0] for h in hunks]
     drifts = {f[0].start - f[0].hint for f in found if len(f) == 1 and f[0].hint is not None}
+    twins = _twins(found)
     placed: list[_Placed | None] = []
     failures: list[HunkFailure] = []
     total = len(hunks)
     for k, (hunk, options) in enumerate(zip(hunks, found, strict=True)):
         name = f"hunk {k + 1} of {total}"
         chosen = options if len(options) == 1 else _at_header(options, drifts)
+        if len(chosen) != 1 and k in twins:
+            chosen = [twins[k]]
         placed.append(chosen[0] if len(chosen) == 1 and chosen[0].shift is not None else None)
         if not options:
             failures.append(
@@ -445,12 +448,34 @@ def _resolve(
     return placed, failures
 
 
+def _twins(found: Sequence[Sequence[_Placed]]) -> dict[int, _Placed]:
+    """Identical hunks that match the same places, as many as there are: one each, in order.
+
+    Which copy goes where cannot change the result (the same change at every
+    place), so this settles nothing by guessing.
+    """
+    groups: dict[tuple[object, ...], list[int]] = {}
+    for k, options in enumerate(found):
+        if len(options) > 1:
+            first = options[0]
+            key = (first.old, first.new, tuple(p.start for p in options))
+            groups.setdefault(key, []).append(k)
+    out: dict[int, _Placed] = {}
+    for ks in groups.values():
+        if len(ks) == len(found[ks[0]]):
+            out.update(zip(ks, found[ks[0]], strict=True))
+    return out
+
+
 def _at_header(options: Sequence[_Placed], drifts: set[int]) -> list[_Placed]:
-    """The equal matches at the header's line moved by the one drift the other hunks show."""
+    """The equal matches at the header's line, moved by the drift the other hunks agree on.
+
+    Without a header line, or when the other hunks disagree, none: ambiguity is refused.
+    """
     hint = options[0].hint if options else None
-    if hint is None or len(drifts) != 1:
+    if hint is None or len(drifts) > 1:
         return []
-    expected = hint + next(iter(drifts))
+    expected = hint + next(iter(drifts), 0)
     return [p for p in options if p.start == expected]
 
 
