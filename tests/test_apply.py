@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from ocaml_ai_ls.edits.apply import apply_file_edit, apply_hunks
-from ocaml_ai_ls.edits.model import FileEdit, Hunk
+from ocaml_ai_ls.edits.model import FileApplyResult, FileEdit, Hunk
+from ocaml_ai_ls.edits.parse import parse_answer
 
 SRC = "let a = 1\n\nmodule M = struct\n  let f x =\n    x + 1\nend\n\nlet g = 2\n"
 
@@ -79,3 +80,142 @@ def test_file_edits_create_replace_and_guard_fragments() -> None:
     assert apply_file_edit(None, FileEdit("n.ml", (Hunk(("x",), ("y",)),))).text is None
     appended = apply_file_edit("let a = 1", FileEdit("a.ml", (Hunk((), ("let b = 2",)),)))
     assert appended.text == "let a = 1\nlet b = 2"
+
+
+# -- indentation: the `-` lines and the file decide, never the context alone (#16) --------
+
+MODULE = "module M = struct\n  let f x =\n    x + 1\n\n  let g y =\n    y * 2\nend\n"
+
+
+def _apply_diff(text: str, diff: str) -> FileApplyResult:
+    [edit] = parse_answer(diff).edits
+    return apply_file_edit(text, edit)
+
+
+def test_context_drifted_alone_leaves_the_added_lines_as_written() -> None:
+    # the context is one space deeper than the file; the added line is right
+    diff = "--- a/m.ml\n+++ b/m.ml\n@@ -2,2 +2,3 @@\n    let f x =\n      x + 1\n+    |> succ\n"
+    result = _apply_diff(MODULE, diff)
+    assert result.text == MODULE.replace("    x + 1\n", "    x + 1\n    |> succ\n")
+
+
+def test_the_minus_lines_decide_how_added_lines_are_indented() -> None:
+    want = MODULE.replace("y * 2", "y * 3")
+    head = "--- a/m.ml\n+++ b/m.ml\n@@ -5,2 +5,2 @@\n"
+    # the whole hunk one space shallower than the file
+    assert _apply_diff(MODULE, head + "  let g y =\n-   y * 2\n+   y * 3\n").text == want
+    # the context one space deeper, the `-` and `+` lines right
+    assert _apply_diff(MODULE, head + "    let g y =\n-    y * 2\n+    y * 3\n").text == want
+    # the context right, the `-` and `+` lines one space shallower
+    assert _apply_diff(MODULE, head + "   let g y =\n-   y * 2\n+   y * 3\n").text == want
+
+
+def test_a_shifted_insertion_is_re_indented_when_the_file_decides() -> None:
+    # every line one space deeper: only the shift back lands on the file's levels
+    diff = "--- a/m.ml\n+++ b/m.ml\n@@ -2,2 +2,3 @@\n    let f x =\n      x + 1\n+     |> succ\n"
+    result = _apply_diff(MODULE, diff)
+    assert result.text == MODULE.replace("    x + 1\n", "    x + 1\n    |> succ\n")
+
+
+def test_an_insertion_the_file_cannot_place_is_refused() -> None:
+    # context two spaces off: "  |> succ" and "    |> succ" both fit the file's levels
+    diff = "--- a/m.ml\n+++ b/m.ml\n@@ -2,2 +2,3 @@\n let f x =\n   x + 1\n+  |> succ\n"
+    result = _apply_diff(MODULE, diff)
+    assert result.text is None
+    assert "indented differently" in result.failures[0].reason
+    assert result.failures[0].closest is not None and "x + 1" in result.failures[0].closest
+
+
+def test_comment_bodies_do_not_count_as_the_files_levels() -> None:
+    src = (
+        "let run p =\n"
+        "  (* Fail in case a call is nested under another invocation of\n"
+        "     run. *)\n"
+        "  let r =\n"
+        "    match p with\n"
+        "    | `A ->\n"
+        "      f\n"
+        "        1\n"
+        "    | `B -> 2\n"
+        "  in\n"
+        "  r\n"
+    )
+    # context one space shallower than the file; the added comment is right (4, then 7)
+    diff = (
+        "--- a/r.ml\n+++ b/r.ml\n@@ -5,2 +5,4 @@\n"
+        "    match p with\n"
+        "+    (* `B is not used for now, because there is a bug\n"
+        "+       in the runtime. *)\n"
+        "    | `A ->\n"
+    )
+    result = _apply_diff(src, diff)
+    assert result.text == src.replace(
+        "    | `A ->\n",
+        "    (* `B is not used for now, because there is a bug\n"
+        "       in the runtime. *)\n    | `A ->\n",
+    )
+
+
+def test_a_change_of_trailing_whitespace_is_a_change() -> None:
+    # `-x` and `+x` are the same text without trailing whitespace: the `+` line is written
+    src = "let a = 1  \nlet b = 2\n"
+    diff = "--- a/a.ml\n+++ b/a.ml\n@@ -1,2 +1,2 @@\n-let a = 1\n+let a = 1\n let b = 2\n"
+    assert _apply_diff(src, diff).text == "let a = 1\nlet b = 2\n"
+
+
+def test_a_new_file_loses_the_indentation_all_its_lines_share() -> None:
+    diff = "--- /dev/null\n+++ b/n.mli\n@@ -0,0 +1,3 @@\n+ val x : int\n+\n+ (** doc *)\n"
+    [edit] = parse_answer(diff).edits
+    assert apply_file_edit(None, edit).text == "val x : int\n\n(** doc *)\n"
+    nested = "module N = struct\n  let x = 1\nend\n"
+    assert apply_file_edit(None, FileEdit("n.ml", content=nested)).text == nested
+
+
+# -- header line numbers choose between equal matches (#16) ------------------------------
+
+REPEATED = "".join(
+    f"let v{i} =\n  match x with\n  | None -> 0\n  | Some y -> y\n\n" for i in range(5)
+)
+
+
+def test_equal_matches_settled_by_the_header_line() -> None:
+    old_line = 3 * 5 + 2  # 1-based: `match x with` of v3
+    diff = (
+        f"--- a/r.ml\n+++ b/r.ml\n@@ -{old_line},3 +{old_line},3 @@\n"
+        "   match x with\n   | None -> 0\n-  | Some y -> y\n+  | Some y -> y + 1\n"
+    )
+    result = _apply_diff(REPEATED, diff)
+    want = REPEATED.split("\n")
+    want[old_line + 1] = "  | Some y -> y + 1"
+    assert result.text == "\n".join(want)
+
+
+def test_equal_matches_none_at_the_header_line_are_refused() -> None:
+    diff = (
+        "--- a/r.ml\n+++ b/r.ml\n@@ -18,3 +18,3 @@\n"
+        "   match x with\n   | None -> 0\n-  | Some y -> y\n+  | Some y -> y + 1\n"
+    )
+    result = _apply_diff(REPEATED, diff)
+    assert result.text is None and "matches 5 places" in result.failures[0].reason
+    no_numbers = diff.replace("@@ -18,3 +18,3 @@", "@@ @@")
+    assert _apply_diff(REPEATED, no_numbers).text is None
+
+
+def test_equal_matches_refused_when_the_other_hunks_disagree_on_drift() -> None:
+    src = "let a = 1\nend\nlet b = 2\nlet c = 3\nend\nlet d = 4\nlet e = 5\n"
+    hunks = [
+        Hunk(("let a = 1",), ("let a = 10",), 10),  # drift -10
+        Hunk(("let e = 5",), ("let e = 50",), 4),  # drift +2
+        Hunk(("end",), ("end;;",), 1),  # exactly at a match, but whose drift?
+    ]
+    result = apply_hunks(src, hunks)
+    assert result.text is None and "matches 2 places" in result.failures[0].reason
+
+
+def test_identical_hunks_over_as_many_equal_places_apply_to_each() -> None:
+    src = "let f x =\n  x + 1\n\nlet g x =\n  x + 1\n"
+    hunk = "@@ @@\n-  x + 1\n+  x + 2\n"
+    diff = "--- a/f.ml\n+++ b/f.ml\n" + hunk + hunk
+    assert _apply_diff(src, diff).text == src.replace("x + 1", "x + 2")
+    # one copy for two places is still ambiguous
+    assert _apply_diff(src, "--- a/f.ml\n+++ b/f.ml\n" + hunk).text is None

@@ -123,3 +123,71 @@ def test_drifted_and_disturbed_real_diffs_apply_to_the_same_result(
     assert [e.path for e in parsed.edits] == ["lib/m.ml"], parsed
     result = apply_file_edit(before, parsed.edits[0])
     assert result.text == after, result.failures
+
+
+def _level_edit(rng: random.Random, text: str) -> str:
+    """Like `_real_edit`, but every new line takes the indentation of the line it goes by."""
+    lines = text.split("\n")
+    for _ in range(rng.randint(1, 3)):
+        at = rng.randrange(1, len(lines) - 2)
+        indent = lines[at][: len(lines[at]) - len(lines[at].lstrip())]
+        action = rng.randrange(3)
+        if action == 0 and lines[at].strip():
+            lines[at] = lines[at].replace("let", "let (* changed *)", 1) + " (* edited *)"
+        elif action == 1:
+            lines[at:at] = [f"{indent}let inserted_{at} = {rng.randrange(100)} in", ""]
+        else:
+            del lines[at : at + rng.randint(1, 2)]
+    return "\n".join(lines)
+
+
+def _reindented(diff: str, deeper: bool, context_only: bool) -> str:
+    """Each hunk's body one space deeper or shallower: its context lines alone, or all."""
+    out: list[str] = []
+    hunks: list[list[str]] = []
+    for line in diff.split("\n"):
+        if line.startswith("@@"):
+            hunks.append([])
+        (hunks[-1] if hunks else out).append(line)
+    for hunk in hunks:
+        moved = [
+            k
+            for k, x in enumerate(hunk)
+            if k
+            and x[:1] in (" ", "-", "+")
+            and x[1:].strip()
+            and (x[0] == " " or not context_only)
+        ]
+        shallower = not deeper and all(hunk[k][1:2] == " " for k in moved)
+        for k in moved:
+            x = hunk[k]
+            hunk[k] = x[0] + x[2:] if shallower else x[0] + " " + x[1:]
+        out.extend(hunk)
+    return "\n".join(out)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.integers(0, len(FILES) - 1),
+    st.integers(0, 10_000),
+    st.booleans(),
+    st.booleans(),
+)
+def test_indentation_drift_is_applied_exactly_or_refused_never_wrong(
+    which: int, seed: int, deeper: bool, context_only: bool
+) -> None:
+    """Context lines drifted alone, or whole hunks shifted: the `-` lines or the file's
+    levels place the added lines (indented like their neighbours), or it is refused."""
+    before = FILES[which]
+    after = _level_edit(random.Random(seed), before)
+    assume(after != before)
+    diff = "\n".join(
+        difflib.unified_diff(
+            before.split("\n"), after.split("\n"), "a/lib/m.ml", "b/lib/m.ml", lineterm=""
+        )
+    )
+    noisy = _reindented(diff, deeper, context_only)
+    parsed = parse_answer(noisy)
+    assert [e.path for e in parsed.edits] == ["lib/m.ml"], parsed
+    result = apply_file_edit(before, parsed.edits[0])
+    assert result.text is None or result.text == after

@@ -1,11 +1,14 @@
-"""Place hunks in a file by their content, never by their line numbers.
+"""Place hunks in a file by their content; line numbers only choose between equal matches.
 
 A cascade where each step stays exact (DESIGN.md): exact lines → trailing
-whitespace ignored → leading and trailing whitespace ignored (re-indenting
-added lines when the match shows a uniform indentation offset) → leading and
-trailing blank lines of the hunk ignored. A match must be unique; a line
-number only chooses between equal matches when the other hunks agree on one
-drift. Kept lines stay byte-for-byte as in the file. All hunks or none.
+whitespace ignored → leading and trailing whitespace ignored → leading and
+trailing blank lines of the hunk ignored. A match must be unique, unless
+exactly one of the equal matches sits where the header says (after the drift
+the other hunks agree on, if they agree on one). When leading whitespace had
+to be ignored, the `-` lines decide how the added lines are re-indented, else
+the file's own indentation around the place decides; when nothing decides,
+the hunk is refused, never guessed. Kept lines stay byte-for-byte as in the
+file. All hunks or none.
 """
 
 from __future__ import annotations
@@ -27,6 +30,14 @@ _NORMALISE: tuple[Callable[[str], str], ...] = (
 )
 #: A file this long and a whole-file block under half of it is a fragment.
 FRAGMENT_MIN_LINES = 10
+#: How many lines either side of a match show "the file's own indentation".
+NEAR_LINES = 20
+
+#: (remove, add): a change of leading whitespace, from the hunk's to the file's.
+Shift = tuple[str, str]
+#: difflib-style opcodes: (tag, i1, i2, j1, j2) over a hunk's old and new lines.
+Opcode = tuple[str, int, int, int, int]
+_SAME: Shift = ("", "")
 
 
 @dataclass(frozen=True)
@@ -56,10 +67,15 @@ class _Lines:
 
 @dataclass(frozen=True)
 class _Placed:
+    """A hunk at one place; `shift` None when nothing says how to indent its added lines."""
+
     start: int
     old: tuple[str, ...]
     new: tuple[str, ...]
     level: int
+    ops: tuple[Opcode, ...] = ()
+    shift: Shift | None = _SAME
+    hint: int | None = None
 
 
 def _matches(lines: list[str], old: Sequence[str], level: int) -> list[int]:
@@ -95,6 +111,211 @@ def _indent_offset(file_lines: Sequence[str], old: Sequence[str]) -> tuple[str, 
     return offset
 
 
+def _indent(line: str) -> str:
+    return line[: len(line) - len(line.lstrip())]
+
+
+def _line_shift(have: str, want: str) -> Shift | None:
+    """How one hunk line's indentation becomes the file line's (None: not by a prefix)."""
+    h_ind, w_ind = _indent(have), _indent(want)
+    if h_ind.startswith(w_ind):
+        return ("", h_ind[len(w_ind) :])
+    if w_ind.startswith(h_ind):
+        return (w_ind[len(h_ind) :], "")
+    return None
+
+
+def _reindent(line: str, shift: Shift) -> str:
+    remove, add = shift
+    if remove and line.startswith(remove):
+        line = line[len(remove) :]
+    return add + line
+
+
+def _opcodes(hunk: Hunk) -> tuple[Opcode, ...]:
+    """Which old lines are kept and which replaced: the diff's own marks, else difflib's guess."""
+    marks = hunk.marks
+    if (
+        marks
+        and marks.count(" ") + marks.count("-") == len(hunk.old)
+        and marks.count(" ") + marks.count("+") == len(hunk.new)
+    ):
+        ops = _marked_opcodes(marks)
+        if all(hunk.old[i1:i2] == hunk.new[j1:j2] for tag, i1, i2, j1, j2 in ops if tag == "equal"):
+            return ops
+    matcher = difflib.SequenceMatcher(None, hunk.old, hunk.new, autojunk=False)
+    return tuple(matcher.get_opcodes())
+
+
+def _marked_opcodes(marks: str) -> tuple[Opcode, ...]:
+    """Opcodes read off a unified diff's " ", "-", "+" marks."""
+    ops: list[Opcode] = []
+    i = j = 0
+    k = 0
+    while k < len(marks):
+        if marks[k] == " ":
+            ops.append(("equal", i, i + 1, j, j + 1))
+            i, j, k = i + 1, j + 1, k + 1
+            continue
+        i0, j0 = i, j
+        while k < len(marks) and marks[k] != " ":
+            if marks[k] == "-":
+                i += 1
+            else:
+                j += 1
+            k += 1
+        tag = "replace" if i > i0 and j > j0 else "delete" if i > i0 else "insert"
+        ops.append((tag, i0, i, j0, j))
+    return tuple(ops)
+
+
+def _shift(
+    lines: Sequence[str],
+    lex: _FileLex,
+    start: int,
+    old: Sequence[str],
+    new: Sequence[str],
+    ops: Sequence[Opcode],
+    level: int,
+) -> Shift | None:
+    """How to re-indent the added lines at this place; None when nothing decides.
+
+    Below the strip level the file and the hunk agree on indentation. Otherwise
+    the `-` lines decide when they agree on one shift; else (context lines that
+    drifted alone look just like a whole hunk that did) the file's own
+    indentation near the place picks among the shifts the hunk's lines show,
+    none included, if exactly one fits.
+    """
+    added = [line for tag, _, _, j1, j2 in ops if tag != "equal" for line in new[j1:j2]]
+    added = [line for line in added if line.strip()]
+    if level < 2 or not added:
+        return _SAME
+    file_part = lines[start : start + len(old)]
+    removed = {
+        _line_shift(file_part[i], old[i])
+        for tag, i1, i2, _, _ in ops
+        if tag != "equal"
+        for i in range(i1, i2)
+        if old[i].strip()
+    }
+    if len(removed) == 1 and None not in removed:
+        return next(iter(removed))
+    shown = {_line_shift(h, w) for h, w in zip(file_part, old, strict=True) if w.strip()}
+    candidates = {_SAME} | {s for s in shown if s is not None}
+    code_added = [x for x in _new_lines(file_part, new, ops, lex.at(start)) if x.strip()]
+    near = lex.code_indents(max(0, start - NEAR_LINES), start + len(old) + NEAR_LINES)
+    fitting = [s for s in candidates if _fits(added, code_added, s, near)]
+    return fitting[0] if len(fitting) == 1 else None
+
+
+def _new_lines(
+    file_part: Sequence[str], new: Sequence[str], ops: Sequence[Opcode], lexer: _Lexer
+) -> list[str]:
+    """The added lines that start in code (not inside a comment or string literal)."""
+    out: list[str] = []
+    for tag, i1, i2, j1, j2 in ops:
+        if tag == "equal":
+            for line in file_part[i1:i2]:
+                lexer.feed(line)
+            continue
+        out.extend(line for line in new[j1:j2] if not lexer.feed(line))
+    return out
+
+
+def _fits(added: Sequence[str], code: Sequence[str], shift: Shift, near: set[str]) -> bool:
+    """Re-indented by `shift`, the added code lines take indentations the file uses near there.
+
+    Every added line must be able to take the shift. A code line deeper than
+    every code line near there (new nesting) says nothing; at least one must
+    land on an indentation the file uses.
+    """
+    if not all(line.startswith(shift[0]) for line in added):
+        return False
+    deepest = max((len(x) for x in near), default=-1)
+    hits = 0
+    for line in code:
+        indent = _indent(_reindent(line, shift))
+        if indent in near:
+            hits += 1
+        elif len(indent) <= deepest:
+            return False
+    return hits > 0
+
+
+_LEXEME = re.compile(r"""\\.|"|\(\*|\*\)|\{([a-z_]*)\||\|([a-z_]*)\}|'(?:\\.|[^\\'])'""")
+
+
+class _Lexer:
+    """Just enough of OCaml's lexer to tell whether a line starts inside a comment or string."""
+
+    def __init__(self, state: tuple[int, bool, str | None] = (0, False, None)) -> None:
+        self.depth, self.string, self.quote = state
+
+    @property
+    def state(self) -> tuple[int, bool, str | None]:
+        return self.depth, self.string, self.quote
+
+    @property
+    def inside(self) -> bool:
+        return self.depth > 0 or self.string or self.quote is not None
+
+    def feed(self, line: str) -> bool:
+        """Whether `line` starts inside a comment or a string literal; then read it."""
+        inside = self.inside
+        for m in _LEXEME.finditer(line):
+            token = m.group(0)
+            if self.quote is not None:
+                if m.group(2) == self.quote:
+                    self.quote = None
+            elif self.string:
+                self.string = token != '"'
+            elif token == '"':
+                self.string = True
+            elif token == "(*":
+                self.depth += 1
+            elif token == "*)":
+                self.depth = max(0, self.depth - 1)
+            elif m.group(1) is not None:
+                self.quote = m.group(1)
+        return inside
+
+
+class _FileLex:
+    """The lexer's state before each line of a file, read once and only when asked."""
+
+    def __init__(self, lines: Sequence[str]) -> None:
+        self.lines = lines
+        self._states: list[tuple[int, bool, str | None]] | None = None
+
+    @property
+    def states(self) -> list[tuple[int, bool, str | None]]:
+        if self._states is None:
+            lexer = _Lexer()
+            self._states = []
+            for line in self.lines:
+                self._states.append(lexer.state)
+                lexer.feed(line)
+            self._states.append(lexer.state)
+        return self._states
+
+    def at(self, k: int) -> _Lexer:
+        """A lexer as it stands before line k."""
+        return _Lexer(self.states[k])
+
+    def code_indents(self, first: int, end: int) -> set[str]:
+        """Indentations of the lines in [first, end) that start in code.
+
+        Comment bodies and string literals are aligned to what opened them, not to
+        the code's levels: they say nothing about how the file indents code.
+        """
+        states = self.states
+        return {
+            _indent(line)
+            for k, line in enumerate(self.lines[first:end], first)
+            if line.strip() and not _Lexer(states[k]).inside
+        }
+
+
 def _strip_numbers(hunk: Hunk, lines: list[str]) -> Hunk:
     """Undo line-number prefixes copied from our prompt ("  12| code")."""
     body = [x for x in hunk.old if x.strip()]
@@ -106,14 +327,18 @@ def _strip_numbers(hunk: Hunk, lines: list[str]) -> Hunk:
         tuple(_NUMBERED.sub("", x, count=1) for x in hunk.old),
         tuple(_NUMBERED.sub("", x, count=1) for x in hunk.new),
         hunk.line_hint,
+        hunk.marks,
     )
 
 
 def _trim_blank(hunk: Hunk) -> Hunk | None:
+    """The hunk without its leading and trailing blank old lines (its hint moved along)."""
     old, new = list(hunk.old), list(hunk.new)
     changed = False
+    lead = 0
     while old and not old[0].strip():
         old.pop(0)
+        lead += 1
         if new and not new[0].strip():
             new.pop(0)
         changed = True
@@ -124,11 +349,13 @@ def _trim_blank(hunk: Hunk) -> Hunk | None:
         changed = True
     if not changed or not old:
         return None
-    return Hunk(tuple(old), tuple(new), hunk.line_hint)
+    hint = None if hunk.line_hint is None else hunk.line_hint + lead
+    return Hunk(tuple(old), tuple(new), hint)
 
 
-def _locate(lines: list[str], hunk: Hunk) -> tuple[list[_Placed], int]:
+def _locate(lines: list[str], hunk: Hunk, lex: _FileLex | None = None) -> tuple[list[_Placed], int]:
     """Matches at the first cascade level that has any; (matches, level)."""
+    lex = lex or _FileLex(lines)
     for candidate in (hunk, _trim_blank(hunk)):
         if candidate is None:
             continue
@@ -142,8 +369,14 @@ def _locate(lines: list[str], hunk: Hunk) -> tuple[list[_Placed], int]:
                 ]
                 found = uniform or found
             if found:
-                return [_Placed(i, candidate.old, candidate.new, level) for i in found], level
+                return [_place(lines, lex, i, candidate, level) for i in found], level
     return [], -1
+
+
+def _place(lines: list[str], lex: _FileLex, start: int, hunk: Hunk, level: int) -> _Placed:
+    ops = _opcodes(hunk)
+    shift = _shift(lines, lex, start, hunk.old, hunk.new, ops, level)
+    return _Placed(start, hunk.old, hunk.new, level, ops, shift, hunk.line_hint)
 
 
 def _closest(lines: list[str], old: Sequence[str]) -> str | None:
@@ -170,59 +403,93 @@ def _closest(lines: list[str], old: Sequence[str]) -> str | None:
 
 def _replacement(file_part: list[str], placed: _Placed) -> list[str]:
     """New lines for the matched region: kept lines from the file, added ones re-indented."""
-    offset = _indent_offset(file_part, placed.old) if placed.level else None
+    shift = placed.shift or _SAME
     out: list[str] = []
-    matcher = difflib.SequenceMatcher(None, placed.old, placed.new, autojunk=False)
-    for tag, i1, i2, j1, j2 in matcher.get_opcodes():
+    for tag, i1, i2, j1, j2 in placed.ops:
         if tag == "equal":
             out.extend(file_part[i1:i2])
             continue
-        for line in placed.new[j1:j2]:
-            if offset is not None and line.strip():
-                remove, add = offset
-                if remove and line.startswith(remove):
-                    line = line[len(remove) :]
-                line = add + line
-            out.append(line)
+        out.extend(_reindent(x, shift) if x.strip() else x for x in placed.new[j1:j2])
     return out
 
 
 def _resolve(
     lines: list[str], hunks: Sequence[Hunk]
 ) -> tuple[list[_Placed | None], list[HunkFailure]]:
-    """Place every hunk in `lines` (the original text); ambiguity settled by drift."""
-    found = [_locate(lines, h)[0] for h in hunks]
-    placed: list[_Placed | None] = [f[0] if len(f) == 1 else None for f in found]
-    drifts = {
-        p.start - h.line_hint
-        for p, h in zip(placed, hunks, strict=True)
-        if p is not None and h.line_hint is not None
-    }
+    """Place every hunk in `lines` (the original text); equal matches settled by the header."""
+    lex = _FileLex(lines)
+    found = [_locate(lines, h, lex)[0] for h in hunks]
+    drifts = {f[0].start - f[0].hint for f in found if len(f) == 1 and f[0].hint is not None}
+    twins = _twins(found)
+    placed: list[_Placed | None] = []
     failures: list[HunkFailure] = []
     total = len(hunks)
     for k, (hunk, options) in enumerate(zip(hunks, found, strict=True)):
-        if placed[k] is not None:
-            continue
         name = f"hunk {k + 1} of {total}"
+        chosen = options if len(options) == 1 else _at_header(options, drifts)
+        if len(chosen) != 1 and k in twins:
+            chosen = [twins[k]]
+        placed.append(chosen[0] if len(chosen) == 1 and chosen[0].shift is not None else None)
         if not options:
             failures.append(
                 HunkFailure(k, f"{name}: its lines were not found", _closest(lines, hunk.old))
             )
-            continue
-        if hunk.line_hint is not None and len(drifts) == 1:
-            expected = hunk.line_hint + next(iter(drifts))
-            chosen = [p for p in options if p.start == expected]
-            if len(chosen) == 1:
-                placed[k] = chosen[0]
-                continue
-        where = ", ".join(str(p.start + 1) for p in options[:5])
-        failures.append(
-            HunkFailure(
-                k,
-                f"{name} matches {len(options)} places (lines {where}); include more context lines",
+        elif len(chosen) != 1:
+            where = ", ".join(str(p.start + 1) for p in options[:5])
+            failures.append(
+                HunkFailure(
+                    k,
+                    f"{name} matches {len(options)} places (lines {where}); "
+                    "include more context lines",
+                )
             )
-        )
+        elif chosen[0].shift is None:
+            failures.append(_undecided(k, name, lines, chosen[0]))
     return placed, failures
+
+
+def _twins(found: Sequence[Sequence[_Placed]]) -> dict[int, _Placed]:
+    """Identical hunks that match the same places, as many as there are: one each, in order.
+
+    Which copy goes where cannot change the result (the same change at every
+    place), so this settles nothing by guessing.
+    """
+    groups: dict[tuple[object, ...], list[int]] = {}
+    for k, options in enumerate(found):
+        if len(options) > 1:
+            first = options[0]
+            key = (first.old, first.new, tuple(p.start for p in options))
+            groups.setdefault(key, []).append(k)
+    out: dict[int, _Placed] = {}
+    for ks in groups.values():
+        if len(ks) == len(found[ks[0]]):
+            out.update(zip(ks, found[ks[0]], strict=True))
+    return out
+
+
+def _at_header(options: Sequence[_Placed], drifts: set[int]) -> list[_Placed]:
+    """The equal matches at the header's line, moved by the drift the other hunks agree on.
+
+    Without a header line, or when the other hunks disagree, none: ambiguity is refused.
+    """
+    hint = options[0].hint if options else None
+    if hint is None or len(drifts) > 1:
+        return []
+    expected = hint + next(iter(drifts), 0)
+    return [p for p in options if p.start == expected]
+
+
+def _undecided(k: int, name: str, lines: list[str], placed: _Placed) -> HunkFailure:
+    """Why a hunk found by content was still refused: its added lines' indentation."""
+    first, last = placed.start + 1, placed.start + len(placed.old)
+    shown = "\n".join(lines[placed.start : placed.start + len(placed.old)])
+    return HunkFailure(
+        k,
+        f"{name}: its lines are indented differently from the file's (lines {first}-{last}), "
+        "and neither its `-` lines nor the file's indentation there tell how to indent the "
+        "lines it adds; copy the lines exactly as the file has them",
+        f"the file's lines {first}-{last}:\n{shown}",
+    )
 
 
 def _splice(lines: _Lines, placed: Sequence[_Placed]) -> _Lines:
@@ -295,10 +562,28 @@ def _sequential(lines: _Lines, hunks: Sequence[Hunk]) -> str | None:
             current = _splice(current, [_Placed(len(current.content), (), hunk.new, 0)])
             continue
         found, _ = _locate(current.content, hunk)
-        if len(found) != 1:
+        if len(found) != 1 or found[0].shift is None:
             return None
         current = _splice(current, found)
     return current.text()
+
+
+def _new_file(text: str) -> str:
+    """A new file's text without the indentation all its lines share.
+
+    A source file's top-level items start at column 0: when every line of a new
+    file is indented, the indentation came from quoting, not from the file.
+    """
+    lines = _Lines.of(text)
+    indents = [_indent(x) for x in lines.content if x.strip()]
+    common = indents[0] if indents else ""
+    for indent in indents[1:]:
+        while not indent.startswith(common):
+            common = common[:-1]
+    if not common:
+        return text
+    content = [x[len(common) :] if x.startswith(common) else x.lstrip() for x in lines.content]
+    return _Lines(content, lines.ends, lines.eol).text()
 
 
 def apply_file_edit(text: str | None, edit: FileEdit) -> FileApplyResult:
@@ -306,7 +591,7 @@ def apply_file_edit(text: str | None, edit: FileEdit) -> FileApplyResult:
     name = edit.path or "the file"
     if edit.content is not None:
         if text is None:
-            return FileApplyResult(edit.content)
+            return FileApplyResult(_new_file(edit.content))
         if edit.create:
             return FileApplyResult(
                 None, (HunkFailure(0, f"{name} already exists; edit it with SEARCH/REPLACE"),)
@@ -330,7 +615,7 @@ def apply_file_edit(text: str | None, edit: FileEdit) -> FileApplyResult:
     if text is None:
         if edit.hunks and all(not h.old for h in edit.hunks):
             body = [line for h in edit.hunks for line in h.new]
-            return FileApplyResult("\n".join(body) + "\n" if body else "")
+            return FileApplyResult(_new_file("\n".join(body) + "\n" if body else ""))
         return FileApplyResult(None, (HunkFailure(0, f"{name} was not found"),))
     if not edit.hunks:
         return FileApplyResult(None, (HunkFailure(0, f"no change given for {name}"),))

@@ -15,12 +15,17 @@ class Hunk:
     """Replace the lines `old` (found in the file by content) with `new`.
 
     Lines carry no line terminator. `line_hint` is the 0-based line where the
-    model claimed `old` starts (an `@@` header); it is only a hint, never trusted.
+    model claimed `old` starts (an `@@` header); it only chooses between equal
+    matches. `marks` is a unified diff's own pairing of the lines, one of " ",
+    "-", "+" per body line in order ("" for SEARCH/REPLACE): a `-x`/`+x` pair is
+    a change (say of trailing whitespace), not a kept line, and only the `-`
+    lines may say how the `+` lines are indented.
     """
 
     old: tuple[str, ...]
     new: tuple[str, ...]
     line_hint: int | None = None
+    marks: str = field(default="", compare=False)
 
 
 @dataclass(frozen=True)

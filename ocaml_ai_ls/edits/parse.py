@@ -209,6 +209,7 @@ class _Parser:
         hint = int(match.group(1)) - 1 if match and match.group(1) else None
         old: list[str] = []
         new: list[str] = []
+        marks: list[str] = []
         i = start + 1
         n = len(self.lines)
         while i < n:
@@ -223,13 +224,17 @@ class _Parser:
             if line == "":
                 old.append("")
                 new.append("")
+                marks.append(" ")
             elif line[0] == " ":
                 old.append(line[1:])
                 new.append(line[1:])
+                marks.append(" ")
             elif line[0] == "-":
                 old.append(line[1:])
+                marks.append("-")
             elif line[0] == "+":
                 new.append(line[1:])
+                marks.append("+")
             else:
                 break
             i += 1
@@ -237,11 +242,11 @@ class _Parser:
         while old and new and old[-1] == "" and new[-1] == "" and self.lines[i - 1] == "":
             old.pop()
             new.pop()
+            marks.pop()
             i -= 1
         if old or new:
-            self.add_hunk(
-                path, Hunk(tuple(old), tuple(new), hint if hint is not None and hint >= 0 else None)
-            )
+            line_hint = hint if hint is not None and hint >= 0 else None
+            self.add_hunk(path, Hunk(tuple(old), tuple(new), line_hint, "".join(marks)))
         return max(i, start + 1)
 
     # -- fenced blocks -------------------------------------------------------------
