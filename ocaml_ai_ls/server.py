@@ -38,6 +38,7 @@ from .config import (
 from .context.index import WorkspaceIndex, settle
 from .context.model import Context
 from .context.render import explain
+from .context.slicer import warm
 from .diagnostics import diagnostics_by_uri
 from .documents import DocumentStore
 from .instructions import find_instructions
@@ -445,6 +446,8 @@ class OcamlAiServer(LanguageServer):
             await progress.begin(index.root.name)
             progress.on_cancel(cancelled.set)
             await scan
+            ws = Workspace(index.root, self.documents)
+            await asyncio.to_thread(warm, index, ws, stop)
             await asyncio.to_thread(settle)
         except Exception:  # a bug here must not take the server down
             log.exception("indexing %s failed", index.root)

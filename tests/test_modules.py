@@ -37,21 +37,21 @@ def entry(
     return Entry(d, (line,), (f"val {name} : unit",), (line,), 8, 8, False)
 
 
-ENTRIES = [
+ENTRIES = (
     entry("t", 0, DefKind.TYPE),
     entry("return", 1),
     entry("bind", 2),
     entry("pause", 3),
     entry("wakeup_paused", 4),
     entry("map", 5, scope=("Infix",)),
-]
+)
 USAGE = {("Lwt", "return"): 800, ("Lwt", "bind"): 300, ("Lwt", "pause"): 4, ("Infix", "map"): 2}
 
 
 def scores(
     module: InScope,
     usage: Mapping[tuple[str, str], int] = USAGE,
-    here: Mapping[tuple[str, str], int] | None = None,
+    here: Mapping[str, Mapping[str, int]] | None = None,
     instruction: str = "",
 ) -> dict[str, float]:
     s = score_entries(module, "src/core/lwt.mli", ENTRIES, usage, here or {}, Words.of(instruction))
@@ -93,7 +93,7 @@ def test_what_the_project_writes_often_comes_first() -> None:
 
 def test_an_entry_this_file_writes_is_more_likely() -> None:
     plain = scores(lwt())
-    here = scores(lwt(), here={("Lwt", "pause"): 2})
+    here = scores(lwt(), here={"Lwt": {"pause": 2}})
     assert here["Lwt.pause"] > plain["Lwt.pause"]
     assert here["Lwt.bind"] == plain["Lwt.bind"]
 
@@ -138,7 +138,7 @@ def test_the_declaration_of_the_target_and_a_small_half_floor() -> None:
 
 def test_a_candidate_says_why() -> None:
     s: Scored = score_entries(
-        lwt(), "src/core/lwt.mli", ENTRIES, USAGE, {("Lwt", "return"): 3}, Words.of("")
+        lwt(), "src/core/lwt.mli", ENTRIES, USAGE, {"Lwt": {"return": 3}}, Words.of("")
     )
     c = s.candidate(1)
     assert (c.role, c.rel, c.lines, c.texts, c.label) == (

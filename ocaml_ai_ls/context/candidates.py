@@ -470,8 +470,11 @@ class _Collector:
                 if d.kind is DefKind.MODULE and d.body is not None
             ),
         )
-        here_uses = r.summary.qualified
+        here_uses: dict[str, dict[str, int]] = {}
+        for (written, name), count in r.summary.qualified.items():
+            here_uses.setdefault(written, {})[name] = count
         usage = self.index.usage()
+        generation = self.index.names_generation
         scored: list[Scored] = []
         for module in chosen:
             unit = module.module.unit
@@ -484,17 +487,23 @@ class _Collector:
             if source is None or summary is None:
                 continue
             found = file_entries(summary, partial(self.read, source.path))
-            scored.append(score_entries(module, source.rel, found, usage, here_uses, self.words))
+            scored.append(
+                score_entries(module, source.rel, found, usage, here_uses, self.words, generation)
+            )
         # only the best are worth making candidates: the budget holds a few hundred
-        best = heapq.nlargest(
-            MAX_MODULE_CANDIDATES,
-            (
-                (score / e.cost, k, i)
-                for k, s in enumerate(scored)
-                for i, (score, e) in enumerate(zip(s.scores, s.entries, strict=True))
-            ),
+        densities = [
+            [score / e.cost for score, e in zip(s.scores, s.entries, strict=True)] for s in scored
+        ]
+        flat = [d for ds in densities for d in ds]
+        if len(flat) > MAX_MODULE_CANDIDATES:
+            floor = heapq.nlargest(MAX_MODULE_CANDIDATES, flat)[-1]
+        else:
+            floor = -1.0
+        best = sorted(
+            ((d, k, i) for k, ds in enumerate(densities) for i, d in enumerate(ds) if d >= floor),
+            reverse=True,
         )
-        for _, k, i in best:
+        for _, k, i in best[:MAX_MODULE_CANDIDATES]:
             yield scored[k].candidate(i)
 
     def _mentions(self, line: int) -> Counter[str]:

@@ -233,6 +233,7 @@ class WorkspaceIndex:
                 if done % 50 == 0 or done == len(sources):
                     report(done, len(sources))
             self._refresh_names()  # now, not in the first request that needs them
+            _ = self.tables  # the units and libraries too
         self.ready.set()
         log.info("index: %d files in %.0f ms", len(sources), (time.perf_counter() - started) * 1000)
 
@@ -398,23 +399,29 @@ class WorkspaceIndex:
             if not self._dirty:
                 return
             dirty, self._dirty = self._dirty, set()
-            self.names_generation += 1
+            changed = False
             for path in dirty:
-                old = self._names_of.pop(path, None)
-                if old is not None:
-                    self._forget(path, old)
                 source = self.files.get(path)
                 summary = source.summary if source is not None else None
-                if summary is None:
+                new = None
+                if summary is not None:
+                    new = _Names(
+                        # names need no shifting: not the file's `definitions`, which a
+                        # request builds for the few files it looks at
+                        frozenset(d.name for c in summary.chunks for d in c.summary.definitions),
+                        summary.used_names,
+                        summary.qualified,
+                        summary.modules_named,
+                    )
+                old = self._names_of.get(path)
+                if new == old:
+                    continue  # a file opened as it is on disk, a keystroke in a comment
+                changed = True
+                if old is not None:
+                    del self._names_of[path]
+                    self._forget(path, old)
+                if new is None:
                     continue
-                new = _Names(
-                    # names need no shifting: not the file's `definitions`, which a
-                    # request builds for the few files it looks at
-                    frozenset(d.name for c in summary.chunks for d in c.summary.definitions),
-                    summary.used_names,
-                    summary.qualified,
-                    summary.modules_named,
-                )
                 self._names_of[path] = new
                 for name in new.defined:
                     self._definers.setdefault(name, set()).add(path)
@@ -425,6 +432,8 @@ class WorkspaceIndex:
                 self._pairs.update(new.qualified)
                 for (module, _), n in new.qualified.items():
                     self._module_uses[module] += n
+            if changed:
+                self.names_generation += 1
 
     def _forget(self, path: Path, old: _Names) -> None:
         for name in old.defined:

@@ -33,7 +33,7 @@ from .index import ModuleUnit, WorkspaceIndex
 from .model import GAP_TOKENS, MODULE, Candidate, estimate_tokens
 from .resolve import Location, Module, Resolver, UnitScope
 from .summary import FULL_KINDS, Definition, DefKind, FileSummary
-from .words import Words
+from .words import Words, name_parts
 
 #: Weights of a module, by why it is in scope.
 USED_BY_TARGET = 0.35
@@ -252,25 +252,27 @@ class Scored:
 
     module: InScope
     rel: str
-    entries: list[Entry]
-    written: list[str]
+    entries: Sequence[Entry]
+    written: Sequence[str]
     scores: list[float]
-    usage: list[int]
-    here: list[int]
-    flags: list[int]
+    usage: Sequence[int]
+    here: dict[int, int]
+    #: Why an entry scored as it did, for the entries something raised.
+    flags: dict[int, int]
 
     def candidate(self, i: int) -> Candidate:
         e = self.entries[i]
         d = e.definition
-        flags = self.flags[i]
-        why = [self.module.reason]
-        if self.usage[i]:
-            why.append(f"{self.written[i]}.{d.name} is written {self.usage[i]}× in the project")
-        if self.here[i]:
-            why.append(f"{self.here[i]}× in this file")
-        why += [text for bit, text in _WHY.items() if flags & bit]
+        flags = self.flags.get(i, 0)
         if flags & _DECLARES:
             why = ["declares the target"]
+        else:
+            why = [self.module.reason]
+            if self.usage[i]:
+                why.append(f"{self.written[i]}.{d.name} is written {self.usage[i]}× in the project")
+            if here := self.here.get(i):
+                why.append(f"{here}× in this file")
+            why += [text for bit, text in _WHY.items() if flags & bit]
         return Candidate(
             self.module.role,
             self.rel,
@@ -283,6 +285,75 @@ class Scored:
             e.cost,
             e.full_cost,
         )
+
+
+@dataclass(frozen=True)
+class _ModuleFacts:
+    """What scoring a module's entries needs that only changes with the file's text and
+    the project's usage counts: computed once, then each request only multiplies."""
+
+    entries: tuple[Entry, ...]
+    written: tuple[str, ...]
+    usage: tuple[int, ...]
+    total: float
+    costs: tuple[int, ...]
+    by_name: dict[str, tuple[int, ...]]
+    by_part: dict[str, tuple[int, ...]]
+    #: The module's main type `t`, and the entries of its module types.
+    main: tuple[int, ...]
+    in_module_type: tuple[int, ...]
+
+
+#: By (entries, usage counts, module, their generation); the objects are kept to
+#: tell a reused id from the same one.
+_FACTS: LRUCache[
+    tuple[object, ...],
+    tuple[tuple[Entry, ...], Mapping[tuple[str, str], int], _ModuleFacts],
+] = LRUCache(maxsize=1024)
+
+
+def _module_facts(
+    module: UnitScope,
+    entries: tuple[Entry, ...],
+    usage: Mapping[tuple[str, str], int],
+    generation: int,
+) -> _ModuleFacts:
+    key = (id(entries), id(usage), module.scope, module.unit.name, generation)
+    with _ENTRIES_LOCK:
+        found = _FACTS.get(key)
+    if found is not None and found[0] is entries and found[1] is usage:
+        return found[2]
+    depth = len(module.scope)
+    mine = tuple(e for e in entries if e.definition.scope[:depth] == module.scope)
+    qualifier = module.scope[-1] if module.scope else module.unit.name
+    written = tuple(
+        e.definition.scope[-1] if len(e.definition.scope) > depth else qualifier for e in mine
+    )
+    counts = tuple(usage.get((w, e.definition.name), 0) for w, e in zip(written, mine, strict=True))
+    by_name: dict[str, list[int]] = {}
+    by_part: dict[str, list[int]] = {}
+    for i, e in enumerate(mine):
+        by_name.setdefault(e.definition.name, []).append(i)
+        for part in name_parts(e.definition.name):
+            by_part.setdefault(part, []).append(i)
+    facts = _ModuleFacts(
+        mine,
+        written,
+        counts,
+        sum(counts) + SMOOTHING * len(mine),
+        tuple(e.cost for e in mine),
+        {k: tuple(v) for k, v in by_name.items()},
+        {k: tuple(v) for k, v in by_part.items()},
+        tuple(
+            i
+            for i in by_name.get("t", ())
+            if mine[i].definition.kind is DefKind.TYPE and len(mine[i].definition.scope) == depth
+        ),
+        tuple(i for i, e in enumerate(mine) if e.in_module_type),
+    )
+    with _ENTRIES_LOCK:
+        _FACTS[key] = (entries, usage, facts)
+    return facts
 
 
 _ENTRIES: LRUCache[int, tuple[FileSummary, tuple[Entry, ...]]] = LRUCache(maxsize=512)
@@ -338,61 +409,68 @@ def file_entries(summary: FileSummary, read: Callable[[], list[str] | None]) -> 
 def score_entries(
     chosen: InScope,
     rel: str,
-    entries: Sequence[Entry],
+    entries: tuple[Entry, ...],
     usage: Mapping[tuple[str, str], int],
-    here_uses: Mapping[tuple[str, str], int],
+    here_uses: Mapping[str, Mapping[str, int]],
     words: Words,
+    generation: int = 0,
 ) -> Scored:
-    """Each entry of one module (those at the module's scope and below) with its score."""
+    """Each entry of one module (those at the module's scope and below) with its score.
+
+    `here_uses` maps a module name to how often this file writes each of its names;
+    `generation` names the state of `usage` (see `WorkspaceIndex.names_generation`)."""
     module = chosen.module
-    depth = len(module.scope)
-    mine = [e for e in entries if e.definition.scope[:depth] == module.scope]
-    qualifier = module.scope[-1] if module.scope else module.unit.name
-    written = [
-        e.definition.scope[-1] if len(e.definition.scope) > depth else qualifier for e in mine
-    ]
-    counts = [usage.get((w, e.definition.name), 0) for w, e in zip(written, mine, strict=True)]
-    here = [here_uses.get((w, e.definition.name), 0) for w, e in zip(written, mine, strict=True)]
-    scored = Scored(chosen, rel, mine, written, [], counts, here, [])
-    if not mine:
+    f = _module_facts(module, entries, usage, generation)
+    n = len(f.entries)
+    scored = Scored(chosen, rel, f.entries, f.written, [], f.usage, {}, {})
+    if not n:
         return scored
-    total = sum(counts) + SMOOTHING * len(mine)
+    flags = scored.flags
     closeness = chosen.closeness or {}
-    close = [closeness.get(e.definition.name, 0.0) for e in mine] if closeness else []
-    close_total = sum(close)
+    close = {
+        i: c for name, ids in f.by_name.items() if (c := closeness.get(name, 0.0)) for i in ids
+    }
+    close_total = sum(close.values())
     usage_part, close_part = (CLOSE_USAGE, CLOSENESS) if close_total else (USAGE, 0.0)
-    even = (1 - usage_part - close_part) / len(mine)
     scale = ENTRIES_USED if chosen.role == MODULE else OWN_ENTRIES_USED
+    even = scale * (1 - usage_part - close_part) / n
+    per_use = scale * usage_part / f.total
+    p = [per_use * (c + SMOOTHING) + even for c in f.usage]
+    for i, c in close.items():
+        p[i] += scale * close_part * c / close_total
+        flags[i] = flags.get(i, 0) | _NEAR
+    for written in set(f.written):
+        for name, count in here_uses.get(written, {}).items():
+            for i in f.by_name.get(name, ()):
+                if f.written[i] == written:
+                    p[i] *= IN_FILE
+                    scored.here[i] = count
     named = words.names()
-    weight, floor, declares = chosen.weight, chosen.floor, chosen.declares
-    for i, e in enumerate(mine):
-        d = e.definition
-        flags = 0
-        share = usage_part * (counts[i] + SMOOTHING) / total + even
-        if close_total and close[i]:
-            share += close_part * close[i] / close_total
-            flags |= _NEAR
-        p = scale * share
-        if here[i]:
-            p *= IN_FILE
-        if d.name in named:
-            p = max(p, NAMED_ENTRY)
-            flags |= _NAMED
-        elif words.parts and (overlap := words.overlap(d.name)):
-            p *= 1 + SHARED_WORDS * overlap
-            flags |= _WORDS
-        if d.kind is DefKind.TYPE and d.name == "t" and len(d.scope) == depth:
-            p = max(p, MAIN_TYPE)
-            flags |= _MAIN
-        p = max(p, floor)
-        if e.in_module_type:
-            p *= MODULE_TYPE_MEMBER
-        score = weight * min(p, 1.0)
-        if d.name in declares and len(d.scope) == depth:
-            score = DECLARES_TARGET
-            flags |= _DECLARES
-        scored.scores.append(score)
-        scored.flags.append(flags)
+    for name in named:
+        for i in f.by_name.get(name, ()):
+            p[i] = max(p[i], NAMED_ENTRY)
+            flags[i] = flags.get(i, 0) | _NAMED
+    if words.parts:
+        sharing = {i for part in words.parts for i in f.by_part.get(part, ())}
+        for i in sharing:
+            if not flags.get(i, 0) & _NAMED:
+                p[i] *= 1 + SHARED_WORDS * words.overlap(f.entries[i].definition.name)
+                flags[i] = flags.get(i, 0) | _WORDS
+    for i in f.main:
+        p[i] = max(p[i], MAIN_TYPE)
+        flags[i] = flags.get(i, 0) | _MAIN
+    if chosen.floor:
+        p = [max(x, chosen.floor) for x in p]
+    for i in f.in_module_type:
+        p[i] *= MODULE_TYPE_MEMBER
+    weight = chosen.weight
+    scored.scores.extend(weight * (x if x < 1.0 else 1.0) for x in p)
+    depth = len(module.scope)
+    for name in chosen.declares:
+        for i in f.by_name.get(name, ()):
+            if len(f.entries[i].definition.scope) == depth:
+                scored.scores[i] = DECLARES_TARGET
+                flags[i] = _DECLARES
     return scored
 
 

@@ -12,6 +12,8 @@ returned.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 from cachetools import LRUCache
@@ -24,6 +26,7 @@ from .candidates import Request, collect
 from .index import SourceFile, WorkspaceIndex
 from .items import enclosing_item
 from .model import Context, Target, estimate_tokens, split_lines
+from .modules import file_entries
 from .pack import pack
 from .parsing import SourceKind, parse
 from .summary import FileSummary, summarize
@@ -65,6 +68,28 @@ class _Texts:
             return lines
         found = self.ws.read(path)
         return split_lines(found.text) if found is not None else None
+
+
+def warm(
+    index: WorkspaceIndex, ws: Workspace, cancelled: Callable[[], bool] = lambda: False
+) -> int:
+    """Work every request would otherwise do the first time it meets a file, done once
+    after indexing (as the shadow builds are warmed): each module's interface read into
+    its entries, each file's definitions placed. Returns the files warmed."""
+    texts = _Texts(ws, ws.root, [])
+    done = 0
+    for unit in list(index.tables.units.values()):
+        if cancelled():
+            break
+        for source in unit.files():
+            summary = index.summary(source.path)
+            if summary is None:
+                continue
+            summary.defined("")  # the definitions by name
+            if source is (unit.mli or unit.ml):
+                file_entries(summary, partial(texts.lines, source.path))
+            done += 1
+    return done
 
 
 def narrow(
