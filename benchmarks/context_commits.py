@@ -160,7 +160,54 @@ def local_needs(case: Case, tree: Tree) -> list[Need]:
 
 _OPEN = re.compile(r"^open!?\s+((?:[A-Z][A-Za-z0-9_']*\.)*[A-Z][A-Za-z0-9_']*)", re.MULTILINE)
 _KEYWORDS = frozenset(
-    ["and", "as", "assert", "begin", "class", "do", "done", "downto", "else", "end", "exception", "external", "false", "for", "fun", "function", "functor", "if", "in", "include", "inherit", "let", "match", "method", "module", "mutable", "new", "not", "object", "of", "open", "or", "private", "rec", "sig", "struct", "then", "to", "true", "try", "type", "val", "virtual", "when", "while", "with"]
+    [
+        "and",
+        "as",
+        "assert",
+        "begin",
+        "class",
+        "do",
+        "done",
+        "downto",
+        "else",
+        "end",
+        "exception",
+        "external",
+        "false",
+        "for",
+        "fun",
+        "function",
+        "functor",
+        "if",
+        "in",
+        "include",
+        "inherit",
+        "let",
+        "match",
+        "method",
+        "module",
+        "mutable",
+        "new",
+        "not",
+        "object",
+        "of",
+        "open",
+        "or",
+        "private",
+        "rec",
+        "sig",
+        "struct",
+        "then",
+        "to",
+        "true",
+        "try",
+        "type",
+        "val",
+        "virtual",
+        "when",
+        "while",
+        "with",
+    ]
 )
 
 
@@ -309,7 +356,9 @@ def print_table(report: Report) -> None:
         print(f"  {col.name:<8} {hits:>16} {median:>12,.0f} {top:>10,}")
     if report.slice_ms:
         ms = sorted(report.slice_ms)
-        print(f"  first slice after indexing (no warm-up): p50 {statistics.median(ms):.0f} ms, max {ms[-1]:.0f} ms")
+        print(
+            f"  first slice after indexing (no warm-up): p50 {statistics.median(ms):.0f} ms, max {ms[-1]:.0f} ms"
+        )
 
 
 def main(argv: Sequence[str] | None = None) -> None:
