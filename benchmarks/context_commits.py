@@ -357,7 +357,8 @@ def print_table(report: Report) -> None:
     if report.slice_ms:
         ms = sorted(report.slice_ms)
         print(
-            f"  first slice after indexing (no warm-up): p50 {statistics.median(ms):.0f} ms, max {ms[-1]:.0f} ms"
+            f"  first slice after indexing (no warm-up): "
+            f"p50 {statistics.median(ms):.0f} ms, max {ms[-1]:.0f} ms"
         )
 
 
