@@ -149,6 +149,11 @@ def _ces_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
             help=f"per dune run (default {DEFAULT_TIMEOUT:g})",
         )
         p.add_argument("--tests", action="store_true", help="also run `dune test` by default")
+        p.add_argument(
+            "--profile",
+            default="dev",
+            help="the dune profile to build with (dev: warnings are errors; release)",
+        )
 
     serve = ces_sub.add_parser(
         "serve",
@@ -184,7 +189,7 @@ def _run_ces(args: argparse.Namespace) -> int:
     from .verify.service import check_files, serve
 
     parser: argparse.ArgumentParser = args.ces_parser  # errors name the subcommand
-    options = CesOptions(args.root, args.workers, args.timeout, args.tests)
+    options = CesOptions(args.root, args.workers, args.timeout, args.tests, args.profile)
     try:
         if args.ces_command == "serve":
             if not 0 <= args.port < 65536:

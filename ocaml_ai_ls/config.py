@@ -138,6 +138,9 @@ class VerifySettings:
     repair_rounds: int = 1
     #: On save, type-check the project in a shadow and publish the errors (source `ocaml-ai`).
     diagnostics: bool = True
+    #: The dune profile candidates are built with: `dev` (warnings are errors, as in
+    #: `dune build`) or `release` (they are not), or a profile of the project's own.
+    profile: str = "dev"
 
 
 @dataclass(frozen=True)
@@ -319,6 +322,10 @@ def _problems(s: Settings) -> list[str]:
         out.append(f"verify.timeout must be in (0, 3600] seconds (got {v.timeout})")
     if not 0 <= v.repair_rounds <= 5:
         out.append(f"verify.repair_rounds must be between 0 and 5 (got {v.repair_rounds})")
+    if not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", v.profile):
+        out.append(
+            f"verify.profile must be a dune profile name such as dev or release (got {v.profile!r})"
+        )
     return out
 
 

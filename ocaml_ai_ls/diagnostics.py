@@ -15,7 +15,7 @@ from lsprotocol import types
 
 from .positions import Encoding, LineIndex, encode
 from .uris import path_to_uri
-from .verify.result import CheckError
+from .verify.result import WARNING_SEVERITY, CheckError
 
 SOURCE = "ocaml-ai"
 #: Diagnostics published per file, at most (the first errors are the ones that matter).
@@ -54,10 +54,13 @@ def _diagnostic(error: CheckError, index: LineIndex) -> types.Diagnostic:
         end = _offset(index, error.end_line, error.end_column)
     else:  # no end known: to the end of the line
         end = _offset(index, error.line, 1 << 30)
+    warning = error.severity == WARNING_SEVERITY
     return types.Diagnostic(
         range=index.range(start, max(start, end)),
         message=error.message,
-        severity=types.DiagnosticSeverity.Error,
+        # a warning the build treats as an error still fails it, but says less
+        severity=types.DiagnosticSeverity.Warning if warning else types.DiagnosticSeverity.Error,
+        code=f"warning {error.warning}" if warning and error.warning is not None else None,
         source=SOURCE,
     )
 

@@ -35,9 +35,8 @@ from .request import Candidate, GenerateRequest, GenerateResult, Rejected
 from .uris import path_to_uri, uri_to_path
 from .verify.result import (
     OK,
-    PARSE_ERROR,
     RANKED,
-    TYPE_ERROR,
+    REJECTED,
     UNVERIFIED,
     CheckError,
     Verification,
@@ -217,7 +216,7 @@ def rank(candidates: Sequence[Candidate]) -> list[Candidate]:
 
     def key(c: Candidate) -> tuple[int, int, int]:
         v = c.verification
-        status = UNVERIFIED if v.status in (TYPE_ERROR, PARSE_ERROR) and not v.failed else v.status
+        status = UNVERIFIED if v.status in REJECTED and not v.failed else v.status
         tier = RANKED.index(status) if status in RANKED else len(RANKED)
         return (tier, len(v.new_errors) if v.failed else 0, c.changed_lines)
 

@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from .context.model import Context
 from .context.render import render_blocks
 from .providers.base import ChatMessage
-from .verify.result import PARSE_ERROR, CheckError
+from .verify.result import PARSE_ERROR, WARNING, CheckError
 
 _INTRO = """\
 You are an expert OCaml programmer editing a dune project. You are shown \
@@ -146,7 +146,10 @@ def compile_feedback(
 
     `texts` holds the files as the candidate left them (relative path → text).
     """
-    what = "does not parse" if status == PARSE_ERROR else "does not type-check"
+    what = {
+        PARSE_ERROR: "does not parse",
+        WARNING: "builds only with warnings, which this project's build treats as errors",
+    }.get(status, "does not type-check")
     parts = [f"With your change the project {what}. The compiler says:"]
     new = [e for e in errors if not e.preexisting]
     for error in new[:REPAIR_ERRORS]:

@@ -234,10 +234,13 @@ class OcamlAiServer(LanguageServer):
         settings, errors = layers.build()
         if changed is not None and any(e.startswith(changed) for e in errors):
             return [e for e in errors if e.startswith(changed)]
-        shadows_before = self.settings.verify.shadows
+        verify_before = self.settings.verify
         snapshots_before = self.settings.snapshots
         self.layers, self.settings = layers, settings
-        if settings.verify.shadows != shadows_before:
+        if (settings.verify.shadows, settings.verify.profile) != (
+            verify_before.shadows,
+            verify_before.profile,
+        ):
             self.retire_pools()
         if self.started and settings.snapshots != snapshots_before:
             self.sync_recorders()
@@ -475,7 +478,9 @@ class OcamlAiServer(LanguageServer):
                 log.warning("dune is not on PATH: candidates are checked module by module")
             else:
                 try:
-                    pool = ShadowPool(root, v.shadows, lambda: self.buffers_under(root))
+                    pool = ShadowPool(
+                        root, v.shadows, lambda: self.buffers_under(root), profile=v.profile
+                    )
                 except (PoolBusy, OSError) as exc:
                     log.warning("no shadow builds for %s: %s", root, exc)
         self.pools[root] = pool

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from lsprotocol import types
 
 from ocaml_ai_ls.code_actions import COMMAND, client_resolves_edit, code_actions
+from ocaml_ai_ls.diagnostics import diagnostics_by_uri
 from ocaml_ai_ls.documents import Document
 from ocaml_ai_ls.positions import Encoding
 from ocaml_ai_ls.request import parse_request
+from ocaml_ai_ls.verify.result import CheckError
 
 SOURCE = "let a = 1\n\n(* ai: make f tail recursive *)\nlet rec f = function\n  | [] -> 0\n  | _ :: t -> 1 + f t\n"
 
@@ -107,3 +111,17 @@ def test_client_resolves_edit() -> None:
     )
     assert client_resolves_edit(caps)
     assert not client_resolves_edit(types.ClientCapabilities())
+
+
+def test_a_warning_the_build_makes_an_error_is_published_as_a_warning() -> None:
+    root = Path("/p")
+    errors = [
+        CheckError("a.ml", 1, 16, "unused variable y.", 1, 17, severity="warning", warning=26),
+        CheckError("a.ml", 2, 1, "Unbound value z", 2, 2),
+    ]
+    found = diagnostics_by_uri(
+        errors, root, lambda path: "let f x = let y = 1 in x\nz\n", Encoding.UTF16
+    )
+    [warning, error] = found["file:///p/a.ml"]
+    assert (warning.severity, warning.code) == (types.DiagnosticSeverity.Warning, "warning 26")
+    assert (error.severity, error.code) == (types.DiagnosticSeverity.Error, None)

@@ -67,6 +67,8 @@ def test_errors_not_warnings_with_paths_from_the_root() -> None:
             "Here is an example of a case that is not matched: 1",
             end_line=3,  # the end column counts from the start of line 3
             end_column=16,
+            severity="warning",  # a warning the build made an error, with its number
+            warning=8,
         ),
         CheckError("bin/main.ml", 3, 1, "Unbound module Nope", 3, 0),
     )

@@ -47,6 +47,7 @@ def test_precedence_file_init_client_environment() -> None:
         ({"generate": {"candidates": 0}}, "generate.candidates"),
         ({"model": {"base_url": "ftp://x"}}, "model.base_url"),
         ({"modle": {}}, "modle"),
+        ({"verify": {"profile": "dev --root /"}}, "verify.profile"),
     ],
 )
 def test_invalid_layer_is_reported_by_key_and_left_out(

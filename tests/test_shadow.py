@@ -10,7 +10,15 @@ from pathlib import Path
 import pytest
 
 from ocaml_ai_ls.verify.pool import ShadowPool
-from ocaml_ai_ls.verify.result import RANKED, TEST_FAILURE, TIMEOUT, TYPE_ERROR
+from ocaml_ai_ls.verify.result import (
+    RANKED,
+    TEST_FAILURE,
+    TIMEOUT,
+    TYPE_ERROR,
+    WARNING,
+    CheckError,
+    compile_status,
+)
 from ocaml_ai_ls.verify.shadow import Shadow
 
 PROJECT = {
@@ -221,5 +229,38 @@ async def test_a_cancelled_check_frees_its_shadow_at_once(project: Path, tmp_pat
 
 
 def test_ranking_puts_what_the_compiler_liked_first() -> None:
-    assert RANKED.index("ok") < RANKED.index(TEST_FAILURE) < RANKED.index(TYPE_ERROR)
-    assert RANKED.index(TYPE_ERROR) < RANKED.index("parse_error")
+    assert RANKED.index("ok") < RANKED.index(WARNING) < RANKED.index(TEST_FAILURE)
+    assert RANKED.index(TEST_FAILURE) < RANKED.index(TYPE_ERROR) < RANKED.index("parse_error")
+
+
+def test_a_build_failing_on_warnings_only_is_a_warning() -> None:
+    warning = CheckError("a.ml", 1, 1, "unused variable y.", severity="warning", warning=26)
+    error = CheckError("a.ml", 2, 1, "Unbound value z")
+    syntax = CheckError("a.ml", 3, 1, "Syntax error")
+    assert compile_status((warning,)) == WARNING
+    assert compile_status((warning, error)) == TYPE_ERROR
+    assert compile_status((syntax,)) == "parse_error"
+    assert compile_status(()) == TYPE_ERROR  # dune failed with no located error
+
+
+UNUSED = "let double x = let unused = 1 in 2 * x\n\nlet half x = x / 2\n"
+
+
+def test_an_unused_variable_fails_the_dev_build_as_a_warning(shadow: Shadow) -> None:
+    result = shadow.check({"lib/calc.ml": UNUSED}, 60)
+    assert result.status == WARNING, result
+    [error] = result.errors
+    assert (error.path, error.line, error.severity, error.warning) == (
+        "lib/calc.ml",
+        1,
+        "warning",
+        26,
+    )
+    assert "unused" in error.message
+
+
+def test_the_release_profile_builds_with_warnings(project: Path, tmp_path: Path) -> None:
+    s = Shadow(project, tmp_path / "0", profile="release")
+    s.sync()
+    assert s.build(120).code == 0
+    assert s.check({"lib/calc.ml": UNUSED}, 60).status == "ok"

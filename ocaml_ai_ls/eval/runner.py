@@ -53,7 +53,7 @@ from ..providers.base import Provider
 from ..request import Candidate, GenerateRequest, GenerateResult
 from ..uris import path_to_uri
 from ..verify.pool import ShadowPool
-from ..verify.result import OK, PARSE_ERROR, TEST_FAILURE, Verification
+from ..verify.result import OK, PARSE_ERROR, TEST_FAILURE, WARNING, Verification
 from ..verify.single import SingleFileChecker, disk_reader
 from ..workspace import Workspace
 from .replay import AnswerKey, CallLog, ReplayProvider, append_lines, load_answers
@@ -175,7 +175,7 @@ def _judge(best: Candidate | None, task: Task) -> tuple[bool, bool, bool | None,
     """(parsed, typechecked, tests, passed) of a best candidate."""
     status = best.verification.status if best is not None else None
     parsed = best is not None and status != PARSE_ERROR
-    typechecked = status in (OK, TEST_FAILURE)
+    typechecked = status in (OK, WARNING, TEST_FAILURE)  # warnings only: it type-checks
     tests = (status == OK) if task.checks.tests else None
     # a task that does not ask for type-checking passes on a parsing edit
     first = typechecked if task.checks.typecheck else parsed
@@ -469,7 +469,8 @@ class Runner:
         timeout = self.opts.settings.verify.timeout
         if (root / "dune-project").is_file() and shutil.which("dune") is not None:
             size = max(1, min(self.opts.workers, self._per_task[task.id]))
-            pool = ShadowPool(root, size, cache=self.work / "shadows")
+            profile = self.opts.settings.verify.profile
+            pool = ShadowPool(root, size, cache=self.work / "shadows", profile=profile)
 
             def in_shadow(files: Mapping[str, str | None]) -> Awaitable[Verification]:
                 return pool.check(files, timeout, checks.tests)

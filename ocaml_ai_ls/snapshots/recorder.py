@@ -31,7 +31,7 @@ from typing import Protocol
 from ..config import SnapshotSettings
 from ..ignores import walk_project
 from ..verify.pool import PoolBusy, ShadowPool
-from ..verify.result import OK, PARSE_ERROR, TYPE_ERROR, UNVERIFIED, CheckError, Verification
+from ..verify.result import OK, REJECTED, UNVERIFIED, CheckError, Verification
 from ..verify.single import SingleFileChecker
 from .store import (
     GREEN,
@@ -68,7 +68,7 @@ def state_of(found: Verification) -> BuildState:
     anything else (a timeout, not verifiable) unknown, with the reason."""
     if found.status == OK:
         return BuildState(GREEN)
-    if found.status in (TYPE_ERROR, PARSE_ERROR):
+    if found.status in REJECTED:
         return BuildState(RED, found.errors)
     return BuildState(UNKNOWN, found.errors)
 

@@ -6,6 +6,7 @@ without importing the checker.
 
 from __future__ import annotations
 
+import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +35,8 @@ class CesOptions:
     timeout: float = DEFAULT_TIMEOUT
     #: Run `dune test` after a clean build when a request does not say.
     tests: bool = False
+    #: The dune profile candidates are built with (`dev`: warnings are errors).
+    profile: str = "dev"
 
 
 def validate(options: CesOptions) -> CesOptions:
@@ -47,6 +50,8 @@ def validate(options: CesOptions) -> CesOptions:
         raise CesUsageError(f"--workers must be between 1 and {MAX_WORKERS}")
     if not 0 < options.timeout <= 3600:
         raise CesUsageError("--timeout must be in (0, 3600] seconds")
+    if not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", options.profile):
+        raise CesUsageError("--profile must be a dune profile name such as dev or release")
     if shutil.which("dune") is None:
         raise CesUsageError("dune is not on PATH")
-    return CesOptions(root, options.workers, options.timeout, options.tests)
+    return CesOptions(root, options.workers, options.timeout, options.tests, options.profile)

@@ -3,7 +3,8 @@
 A report is a `File "lib/a.ml", line 9, characters 24-25:` header (or `lines
 2-3`), an optional excerpt of the source with `^^^` under the spot, then
 `Error: ...` (or `Error (warning 8 [partial-match]): ...`, a warning made an
-error) whose text may run over several lines. Plain `Warning` reports are
+error, kept with its number and severity "warning") whose text may run over
+several lines. Plain `Warning` reports are
 not errors and are left out. Paths are made relative to the build root:
 dune prints them from the root, sometimes under `_build/default/`.
 """
@@ -13,14 +14,14 @@ from __future__ import annotations
 import re
 from pathlib import Path, PurePosixPath
 
-from .result import CheckError
+from .result import ERROR, WARNING_SEVERITY, CheckError
 
 _HEADER = re.compile(
     r'^File "(?P<path>[^"]+)", lines? (?P<line>\d+)(?:-(?P<last>\d+))?'
     r"(?:, characters (?P<start>\d+)-(?P<end>\d+))?:\s*$"
 )
 _EXCERPT = re.compile(r"^\s*(?:\d+ \||\.\.|\^|\s*$)")
-_ERROR = re.compile(r"^Error(?: \(warning [^)]*\))?: ?(?P<message>.*)$")
+_ERROR = re.compile(r"^Error(?: \(warning (?P<warning>\d+)[^)]*\))?: ?(?P<message>.*)$")
 #: Lines of dune's own that end a report: the failing command, its chain of causes.
 _DUNE_NOISE = re.compile(r"^(?:\(cd |\s*-> required by|\s+\S+ .*\(exit \d+\)$|Hint: try:)")
 _BUILD_PREFIX = ("_build/default/",)
@@ -60,6 +61,8 @@ def parse_compiler_output(text: str, root: Path | None = None) -> tuple[CheckErr
             # the end column counts from the start of the last line
             end_line=int(header.group("last") or line),
             end_column=int(end) + 1 if end is not None else 0,
+            severity=WARNING_SEVERITY if error.group("warning") else ERROR,
+            warning=int(error.group("warning")) if error.group("warning") else None,
         )
         if found not in out:
             out.append(found)

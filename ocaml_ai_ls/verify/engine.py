@@ -33,7 +33,14 @@ _T = TypeVar("_T")
 class CheckEngine:
     """Warm shadows of one dune project, checking candidates for several threads."""
 
-    def __init__(self, root: Path, workers: int, timeout: float, cache: Path | None = None):
+    def __init__(
+        self,
+        root: Path,
+        workers: int,
+        timeout: float,
+        cache: Path | None = None,
+        profile: str = "dev",
+    ):
         self.root = root
         self.workers = workers
         #: Seconds per dune run (the build, then the tests).
@@ -42,7 +49,8 @@ class CheckEngine:
         self.warmed = threading.Event()
         self._stamp = tree_stamp(root)  # before the first sync: a change after it resyncs
         self._stamp_lock = threading.Lock()
-        self.pool = ShadowPool(root, workers, cache=cache)  # PoolBusy: slots held elsewhere
+        # PoolBusy: slots held elsewhere
+        self.pool = ShadowPool(root, workers, cache=cache, profile=profile)
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="ces-pool", daemon=True)
         self._thread.start()

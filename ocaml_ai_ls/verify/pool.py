@@ -15,7 +15,7 @@ from collections.abc import Callable, Coroutine, Mapping
 from pathlib import Path
 from typing import IO, Any, TypeVar
 
-from .result import PARSE_ERROR, TIMEOUT, TYPE_ERROR, Verification, against_baseline
+from .result import REJECTED, TIMEOUT, Verification, against_baseline
 from .shadow import Run, Shadow, shadow_dir
 
 _T = TypeVar("_T")
@@ -51,6 +51,7 @@ class ShadowPool:
         size: int,
         buffers: Callable[[], Mapping[str, str]] = dict,
         cache: Path | None = None,
+        profile: str = "dev",
     ) -> None:
         self.root = root
         self._locks: list[IO[bytes]] = []
@@ -62,7 +63,7 @@ class ShadowPool:
             lock = _claim(path)
             if lock is not None:
                 self._locks.append(lock)
-                self.shadows.append(Shadow(root, path))
+                self.shadows.append(Shadow(root, path, profile))
         if len(self.shadows) < size:
             self.close()
             raise PoolBusy(f"every shadow slot of {root} is held by another process")
@@ -143,7 +144,7 @@ class ShadowPool:
         if not files and not tests:
             return await self._check_as_is(timeout)
         found = await self._with(lambda s: s.check(files, timeout, tests))
-        if found.status in (TYPE_ERROR, PARSE_ERROR):
+        if found.status in REJECTED:
             found = against_baseline(found, await self.baseline(timeout))
         return found
 

@@ -9,11 +9,18 @@ from typing import Any
 OK = "ok"
 PARSE_ERROR = "parse_error"
 TYPE_ERROR = "type_error"
+#: It type-checks, but the build fails on warnings only (dune's dev profile makes
+#: them errors): much closer to right than a type error, yet not done.
+WARNING = "warning"
 TEST_FAILURE = "test_failure"
 TIMEOUT = "timeout"
 UNVERIFIED = "unverified"
-#: Statuses, best first: tests pass > type-checks > (not known) > parses.
-RANKED = (OK, TEST_FAILURE, TIMEOUT, UNVERIFIED, TYPE_ERROR, PARSE_ERROR)
+#: Statuses, best first: tests pass > only warnings > type-checks but tests fail >
+#: (not known) > type error > does not parse.
+RANKED = (OK, WARNING, TEST_FAILURE, TIMEOUT, UNVERIFIED, TYPE_ERROR, PARSE_ERROR)
+#: Statuses where the compiler rejected the candidate (repair rounds and baselines).
+REJECTED = (WARNING, TYPE_ERROR, PARSE_ERROR)
+ERROR, WARNING_SEVERITY = "error", "warning"
 
 
 @dataclass(frozen=True)
@@ -37,6 +44,10 @@ class CheckError:
     end_column: int = 0
     #: The project had this error before the change (same file and message).
     preexisting: bool = False
+    #: "error", or "warning" for a warning the build treats as an error (`Error
+    #: (warning 32 [unused-value-declaration])`), whose number is `warning`.
+    severity: str = ERROR
+    warning: int | None = None
 
 
 @dataclass(frozen=True)
@@ -52,9 +63,9 @@ class Verification:
 
     @property
     def failed(self) -> bool:
-        """The compiler rejected the change itself: it does not parse or type-check, and
-        not only because of errors the project already had."""
-        return self.status in (TYPE_ERROR, PARSE_ERROR) and bool(self.new_errors)
+        """The compiler rejected the change itself: it does not parse, type-check or build
+        without warnings, and not only because of errors the project already had."""
+        return self.status in REJECTED and bool(self.new_errors)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -62,6 +73,16 @@ class Verification:
             "stages": [asdict(s) for s in self.stages],
             "errors": [asdict(e) for e in self.errors],
         }
+
+
+def compile_status(errors: tuple[CheckError, ...]) -> str:
+    """The status of a failed build from its errors: a syntax error, warnings only,
+    else a type error (dune's own failures, with no located error, count as one)."""
+    if errors and all(e.message.startswith("Syntax error") for e in errors):
+        return PARSE_ERROR
+    if errors and all(e.severity == WARNING_SEVERITY for e in errors):
+        return WARNING
+    return TYPE_ERROR
 
 
 def against_baseline(found: Verification, baseline: Verification) -> Verification:

@@ -49,7 +49,7 @@ log = logging.getLogger(__name__)
 
 def _open_engine(options: CesOptions, workers: int) -> CheckEngine:
     try:
-        return CheckEngine(options.root, workers, options.timeout)
+        return CheckEngine(options.root, workers, options.timeout, profile=options.profile)
     except PoolBusy as exc:
         raise CesUsageError(str(exc)) from None
 

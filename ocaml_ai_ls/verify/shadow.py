@@ -25,13 +25,12 @@ from ..paths import is_skipped_dir
 from .compiler_output import parse_compiler_output
 from .result import (
     OK,
-    PARSE_ERROR,
     TEST_FAILURE,
     TIMEOUT,
-    TYPE_ERROR,
     CheckError,
     Stage,
     Verification,
+    compile_status,
 )
 
 log = logging.getLogger(__name__)
@@ -99,9 +98,11 @@ def run_dune(
 class Shadow:
     """One shadow copy of a project root."""
 
-    def __init__(self, root: Path, path: Path) -> None:
+    def __init__(self, root: Path, path: Path, profile: str = "dev") -> None:
         self.root = root
         self.path = path
+        #: The dune profile (`--profile`) every build and test runs with.
+        self.profile = profile
         self._running: subprocess.Popen[str] | None = None
         #: Set by `stop`: no more dune runs in this shadow.
         self.stopped = False
@@ -130,7 +131,8 @@ class Shadow:
             self._running = proc
 
         try:
-            run = run_dune([*args, *self._workspace()], self.path, timeout, started)
+            args = [*args, "--profile", self.profile, *self._workspace()]
+            run = run_dune(args, self.path, timeout, started)
         finally:
             self._running = None
         return replace(run, stopped=True) if self.stopped or self.interrupted else run
@@ -225,7 +227,7 @@ class Shadow:
                 stages.append(Stage("check", TIMEOUT, round(run.ms)))
                 return Verification(TIMEOUT, tuple(stages), errors)
             if run.code != 0:
-                status = _compile_status(errors)
+                status = compile_status(errors)
                 stages.append(Stage("check", status, round(run.ms)))
                 return Verification(status, tuple(stages), errors or _unparsed(run))
             stages.append(Stage("check", OK, round(run.ms)))
@@ -253,12 +255,6 @@ class Shadow:
         if not target.is_relative_to(self.path.resolve()):
             raise ValueError(f"{rel} is outside the shadow")
         return target
-
-
-def _compile_status(errors: tuple[CheckError, ...]) -> str:
-    if errors and all(e.message.startswith("Syntax error") for e in errors):
-        return PARSE_ERROR
-    return TYPE_ERROR
 
 
 def _unparsed(run: Run) -> tuple[CheckError, ...]:

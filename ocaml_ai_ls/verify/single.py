@@ -23,13 +23,12 @@ from cachetools import LRUCache
 from .compiler_output import parse_compiler_output
 from .result import (
     OK,
-    PARSE_ERROR,
     TIMEOUT,
-    TYPE_ERROR,
     UNVERIFIED,
     CheckError,
     Stage,
     Verification,
+    compile_status,
 )
 
 #: Reads a file's current text by relative path (the editor's buffer over the disk).
@@ -98,8 +97,7 @@ class SingleFileChecker:
             errors.extend(found)
         if not errors:
             return _timed(OK, started, ())
-        syntax = all(e.message.startswith("Syntax error") for e in errors)
-        return _timed(PARSE_ERROR if syntax else TYPE_ERROR, started, tuple(errors))
+        return _timed(compile_status(tuple(errors)), started, tuple(errors))
 
     def _compiles_alone(
         self, stem: str, texts: Mapping[str, str | None], timeout: float
