@@ -321,6 +321,7 @@ def test_ces_check_prints_one_line_per_diff_file(service: Service, tmp_path: Pat
         (["check", "--root", "{tmp}/nowhere", "x.diff"], "not a directory"),
         (["check", "--root", "{project}", "{tmp}/missing.diff"], "cannot read"),
         (["check", "--root", "{project}", "--workers", "0", "x.diff"], "--workers"),
+        (["check", "--root", "{project}", "--profile", "dev;rm", "x.diff"], "--profile"),
         (["serve", "--root", "{project}", "--port", "70000"], "--port"),
         (["check", "x.diff"], "--root"),
         ([], "serve,check"),
