@@ -18,6 +18,9 @@ import pytest
 
 from ocaml_ai_ls import journal
 from ocaml_ai_ls.journal import Recovery, WriteRefused, journal_dir, recover, write_all
+from tests.editor import server_env
+from tests.model_server import ScriptedModel
+from tests.test_headless import REWRITE, SHAPES, run_edit
 
 OLD = {"lib/a.ml": "let a = 1\n", "lib/c.ml": "let c = 3\n", "lib/d.ml": "let d = 4\n"}
 #: The edit: a changed file, a new file in a new directory, a deleted file.
@@ -330,3 +333,48 @@ def test_a_path_outside_the_root_is_refused(root: Path, tmp_path: Path) -> None:
     with pytest.raises(WriteRefused, match="outside"):
         write_all(root, lambda read: {root / "lib/out.ml": b"x", root / "lib/a.ml": b"y"})
     assert files(root) == OLD and not (tmp_path / "elsewhere.ml").exists()
+
+
+# -- `ocaml-ai-ls edit --apply` itself, killed -----------------------------------------
+
+
+def killed_edit(project: Path, model: ScriptedModel) -> None:
+    """`edit --apply` of a two-file answer, killed right after its first replacement."""
+    model.enqueue(REWRITE)
+    env = server_env(model.base_url, OCAML_AI_LS_STOP_AT="replaced-1")
+    killed = run_edit(project, model.base_url, f"{SHAPES}:9:5", "x", "--apply", env=env)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    # what the issue saw: one file new, the other old
+    assert "abs_float" in (project / SHAPES).read_text()
+    assert not (project / "lib/extra.ml").exists()
+
+
+def assert_applied(project: Path, before: dict[str, str]) -> None:
+    after = files(project)
+    assert set(after) == {*before, "lib/extra.ml"}  # and no temporary file
+    assert "abs_float (w *. h)" in after[SHAPES]
+    assert after["lib/extra.ml"] == "let extra = 1\n"
+
+
+def test_edit_apply_killed_half_way_is_finished_by_recover(
+    project: Path, model: ScriptedModel
+) -> None:
+    before = files(project)
+    killed_edit(project, model)
+    done = run_recover(project)
+    assert done.returncode == 0
+    assert done.stderr == (
+        f"ocaml-ai-ls: an `edit --apply` in {project} was interrupted; finished it: "
+        "lib/shapes.ml, lib/extra.ml have the new text\n"
+    )
+    assert_applied(project, before)
+
+
+def test_the_next_edit_settles_a_killed_apply_first(project: Path, model: ScriptedModel) -> None:
+    before = files(project)
+    killed_edit(project, model)
+    model.enqueue(REWRITE)
+    done = run_edit(project, model.base_url, f"{SHAPES}:9", "x")
+    assert done.stderr.startswith(f"ocaml-ai-ls: an `edit --apply` in {project} was interrupted")
+    assert "finished it" in done.stderr.splitlines()[0]
+    assert_applied(project, before)
