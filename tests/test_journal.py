@@ -18,7 +18,7 @@ import pytest
 
 from ocaml_ai_ls import journal
 from ocaml_ai_ls.journal import Recovery, WriteRefused, journal_dir, recover, write_all
-from tests.editor import server_env
+from tests.editor import server_env, start_editor, stop_editor, wait_until
 from tests.model_server import ScriptedModel
 from tests.test_headless import REWRITE, SHAPES, run_edit
 
@@ -377,4 +377,19 @@ def test_the_next_edit_settles_a_killed_apply_first(project: Path, model: Script
     done = run_edit(project, model.base_url, f"{SHAPES}:9", "x")
     assert done.stderr.startswith(f"ocaml-ai-ls: an `edit --apply` in {project} was interrupted")
     assert "finished it" in done.stderr.splitlines()[0]
+    assert_applied(project, before)
+
+
+async def test_the_server_settles_a_killed_apply_at_its_start(
+    project: Path, model: ScriptedModel
+) -> None:
+    before = files(project)
+    killed_edit(project, model)
+    editor = await start_editor(project, model.base_url)
+    try:
+        assert await wait_until(lambda: any("was interrupted" in m for m in editor.shown()))
+        [shown] = [m for m in editor.shown() if "was interrupted" in m]
+        assert "finished it: lib/shapes.ml, lib/extra.ml have the new text" in shown
+    finally:
+        await stop_editor(editor)
     assert_applied(project, before)
