@@ -2,7 +2,8 @@
 `ocaml-ai-ls ces` checks diffs of a dune project in warm shadows (HTTP or one-shot);
 `ocaml-ai-ls stats` prints the metrics of past generations; `ocaml-ai-ls doctor`
 says what is wrong with the setup and how to fix it; `ocaml-ai-ls snapshot` records
-the workspace's history with its build state and mines it into training data."""
+the workspace's history with its build state and mines it into training data;
+`ocaml-ai-ls recover` settles an `edit --apply` that was killed half way."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ COMMANDS = (
     "snapshot",
     "eval",
     "eval-import",
+    "recover",
 )
 
 
@@ -77,6 +79,19 @@ def _parser(snapshot: bool = True) -> argparse.ArgumentParser:
         "--explain",
         action="store_true",
         help="why each piece was chosen (its score and reason), and what did not fit",
+    )
+    recover = sub.add_parser(
+        "recover",
+        help="finish or roll back an `edit --apply` that was interrupted",
+        description="Settle an `edit --apply` on the root that was killed half way: "
+        "finish it when all its new texts were saved, else roll it back; a file changed "
+        "since is never overwritten (then every file is left as it is, and the message "
+        "says where both texts are kept). Prints one line when there was something to "
+        "do, nothing otherwise. Exit status 1 when the files were left as they are. "
+        "`edit` and the server's start do the same first.",
+    )
+    recover.add_argument(
+        "--root", type=Path, help="project root (default: the project around the current directory)"
     )
     _ces_parser(sub)
     if snapshot:
@@ -202,6 +217,26 @@ def _run_ces(args: argparse.Namespace) -> int:
         parser.error(str(e))
 
 
+def _run_recover(given: Path | None) -> int:
+    """Settle the root's interrupted write; cheap (no LSP types) when given `--root`."""
+    from .journal import LOCK_WAIT, recover
+
+    if given is not None:
+        root = given.resolve()
+    else:
+        from .workspace import command_root
+
+        root = command_root(None)
+    if not root.is_dir():
+        print(f"ocaml-ai-ls recover: {root} is not a directory", file=sys.stderr)
+        return 2
+    done = recover(root, wait=LOCK_WAIT)
+    if done is None:
+        return 0
+    print(f"ocaml-ai-ls: {done.message}", file=sys.stderr)
+    return 0 if done.settled else 1
+
+
 def _telemetry_db() -> str:
     """`telemetry.db` of the `.ocaml-ai.toml` of the project around the current directory."""
     from .config import SettingsError, SettingsLayers, read_config_file
@@ -239,6 +274,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     if args.command == "ces":
         return _run_ces(args)
+    if args.command == "recover":
+        return _run_recover(args.root)
     if args.command == "eval-import":
         from .eval.import_cli import run as run_import
 

@@ -13,7 +13,6 @@ import os
 import re
 import signal
 import sys
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,7 @@ from pygls.lsp.client import LanguageClient
 from . import __version__
 from .config import Settings, SettingsError, SettingsLayers, read_config_file
 from .edits.client_apply import ApplyRefused, plan_workspace_edit
+from .journal import Reader, Recovery, WriteRefused, recover, write_all
 from .paths import is_inside
 from .positions import Encoding, decode, encode
 from .uris import path_to_uri, uri_to_path
@@ -75,30 +75,39 @@ def _position(text: str, line: int, col: int | None) -> types.Position:
 def apply_to_disk(edit: types.WorkspaceEdit, root: Path) -> str | None:
     """Write a WorkspaceEdit (UTF-8 positions) to files under `root`; the failure or None.
 
-    Every change is checked and computed before the first file is written.
+    All or nothing, even when the process is killed half way (see `journal`): every
+    change is checked and computed, under the root's lock, before a file is written.
     """
 
-    def read(uri: str) -> tuple[str, int | None] | None:
-        path = uri_to_path(uri)
-        if path is None or not is_inside(path, root):
-            raise ApplyRefused(f"{uri} is outside {root}")
-        return (decode(path.read_bytes()), None) if path.is_file() else None
+    def plan(read_bytes: Reader) -> dict[Path, bytes | None]:
+        def read(uri: str) -> tuple[str, int | None] | None:
+            path = uri_to_path(uri)
+            if path is None or not is_inside(path, root):
+                raise ApplyRefused(f"{uri} is outside {root}")
+            data = read_bytes(path)
+            return None if data is None else (decode(data), None)
+
+        planned = plan_workspace_edit(edit, read, Encoding.UTF8)
+        return {_path(uri): encode(text) for uri, text in planned.items()}
 
     try:
-        planned = plan_workspace_edit(edit, read, Encoding.UTF8)
-    except (ApplyRefused, OSError, UnicodeDecodeError) as exc:
+        earlier = write_all(root, plan)
+    except (ApplyRefused, WriteRefused, OSError, UnicodeDecodeError) as exc:
         return str(exc)
-    for uri, text in planned.items():
-        path = uri_to_path(uri)
-        assert path is not None
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(encode(text))
-        if path.exists():
-            os.chmod(tmp, path.stat().st_mode & 0o7777)
-        os.replace(tmp, path)
+    _tell(earlier)
     return None
+
+
+def _path(uri: str) -> Path:
+    path = uri_to_path(uri)
+    assert path is not None  # the plan read it
+    return path
+
+
+def _tell(recovery: Recovery | None) -> None:
+    """One line on stderr for an interrupted earlier `--apply` that was settled."""
+    if recovery is not None:
+        print(f"ocaml-ai-ls: {recovery.message}", file=sys.stderr)
 
 
 def _check_settings(root: Path) -> Settings:
@@ -115,9 +124,10 @@ def _check_settings(root: Path) -> Settings:
 
 async def _run(opts: EditOptions) -> int:
     path, line, col = parse_location(opts.location)
+    root = opts.root.resolve() if opts.root else find_root(path)
+    _tell(recover(root))  # an earlier `--apply` killed half way: settled before anything
     if not path.is_file():
         raise UsageError(f"{path} is not a file")
-    root = opts.root.resolve() if opts.root else find_root(path)
     if not is_inside(path, root):
         raise UsageError(f"{path} is not inside the root {root}")
     settings = _check_settings(root)

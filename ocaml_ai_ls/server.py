@@ -42,6 +42,7 @@ from .context.slicer import warm
 from .diagnostics import diagnostics_by_uri
 from .documents import DocumentStore
 from .instructions import find_instructions
+from .journal import recover_roots
 from .metrics.store import GenerationRecord, MetricsStore, default_db_path, workspace_hash
 from .outcomes import OutcomeTracker
 from .paths import is_inside
@@ -721,6 +722,9 @@ def create_server() -> OcamlAiServer:
     async def initialized(ls: OcamlAiServer, params: types.InitializedParams) -> None:
         for error in ls.startup_errors:
             ls.show(f"ocaml-ai-ls settings: {error}")
+        for done in recover_roots(ls.folders):  # an `edit --apply` killed half way, first
+            kind = types.MessageType.Warning if done.settled else types.MessageType.Error
+            ls.show(f"ocaml-ai-ls: {done.message}", kind)
         for folder in ls.folders:
             ls.index_for(folder)
             ls.pool_for(folder)

@@ -14,10 +14,11 @@ from tests.editor import TEST_CACHE, Editor, copy_example, start_editor, stop_ed
 from tests.model_server import ScriptedModel
 from tests.wire_servers import AnthropicModel, OllamaModel
 
-# Servers and commands the tests start keep their shadows and metrics in a temporary
-# directory, never in the developer's ~/.cache and ~/.local/share.
+# Servers and commands the tests start keep their shadows, metrics and journals in a
+# temporary directory, never in the developer's ~/.cache, ~/.local/share, ~/.local/state.
 os.environ["XDG_CACHE_HOME"] = str(TEST_CACHE)
 os.environ["XDG_DATA_HOME"] = str(TEST_CACHE / "data")
+os.environ["XDG_STATE_HOME"] = str(TEST_CACHE / "state")
 os.environ.pop("OCAML_AI_METRICS_DB", None)
 
 

@@ -69,6 +69,7 @@ def server_env(base_url: str, **extra: str) -> dict[str, str]:
     env["OCAML_AI_BASE_URL"] = base_url
     env["XDG_CACHE_HOME"] = str(TEST_CACHE)
     env["XDG_DATA_HOME"] = str(TEST_CACHE / "data")
+    env["XDG_STATE_HOME"] = str(TEST_CACHE / "state")
     env.update(extra)
     return env
 
