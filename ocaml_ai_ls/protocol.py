@@ -1,20 +1,71 @@
 """pygls' protocol with our changes: UTF-8 preferred, open documents kept only in our
-store, cancellable commands, and fixes for pygls 2.1 bugs a long session meets."""
+store, cancellable commands, every request answered, and fixes for pygls 2.1 bugs a
+long session meets."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
+import re
 from collections.abc import Generator
+from dataclasses import dataclass
 from typing import Any
 
+from cattrs.v import format_exception, transform_error
 from lsprotocol import types
+from pygls.exceptions import JsonRpcException, JsonRpcInvalidParams
 from pygls.protocol import LanguageServerProtocol, lsp_method
 
 from .positions import Encoding
 
+log = logging.getLogger(__name__)
+#: Problems named in an InvalidParams message at most.
+MAX_PROBLEMS = 4
+_SNAKE = re.compile(r"_([a-z])")
+
+
+@dataclass(frozen=True)
+class BadRequest:
+    """A request whose params do not fit its method, to be answered with InvalidParams."""
+
+    id: int | str
+    method: str
+    message: str
+    jsonrpc: str = "2.0"
+
+
+def _problem(exc: BaseException, type_: type | None) -> str:
+    """cattrs' wording, but a validator's own message (`Position.line should be in range
+    [0:2147483647], but was -1.`) rather than its bare "invalid value"."""
+    if isinstance(exc, ValueError) and str(exc):
+        return str(exc)
+    return format_exception(exc, type_)
+
+
+def _wire_path(problem: str) -> str:
+    """`... @ $.params.text_document` as the client wrote it: `... at params.textDocument`."""
+    what, at, where = problem.rpartition(" @ $.")
+    if not at:
+        return problem
+    return f"{what} at {_SNAKE.sub(lambda m: m.group(1).upper(), where)}"
+
+
+def _why(method: str, exc: BaseException) -> str:
+    """One line for the client: the method, then what did not fit and where."""
+    cause = exc.__cause__
+    try:
+        problems = transform_error(cause, format_exception=_problem) if cause else []
+    except Exception:  # not a cattrs error: say what it was
+        problems = [str(cause)]
+    problems = [_wire_path(p) for p in problems] or [str(exc)]
+    more = len(problems) - MAX_PROBLEMS
+    shown = "; ".join(problems[:MAX_PROBLEMS]) + (f"; and {more} more" if more > 0 else "")
+    return f"invalid params for {method}: {shown}"
+
 
 class OcamlAiProtocol(LanguageServerProtocol):
-    """pygls' protocol with two changes: UTF-8 preferred, and cancellable commands.
+    """pygls' protocol with these changes: UTF-8 preferred, cancellable commands, and
+    requests with bad params answered.
 
     pygls runs a command's handler as a task under its own id, so
     `$/cancelRequest` for `workspace/executeCommand` would not reach it; we map
@@ -24,6 +75,31 @@ class OcamlAiProtocol(LanguageServerProtocol):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.cancellable: dict[int | str, asyncio.Task[Any]] = {}
+
+    def structure_message(self, data: dict[str, Any]) -> Any:
+        """A request whose params fail to structure becomes a `BadRequest`.
+
+        pygls 2.1 structures each message inside `json.loads`; a failure raises out
+        of its reading loop, which logs it and reads on, so the request is never
+        answered and the client waits forever.
+        """
+        try:
+            return super().structure_message(data)
+        except JsonRpcException as exc:
+            msg_id, method = data.get("id"), data.get("method")
+            if isinstance(msg_id, bool) or not isinstance(msg_id, int | str):
+                raise  # not a request (a notification): nobody waits for an answer
+            if not isinstance(method, str):
+                raise
+            return BadRequest(msg_id, method, _why(method, exc))
+
+    def handle_message(self, message: Any) -> None:
+        if isinstance(message, BadRequest):
+            log.warning("request %r: %s", message.id, message.message)
+            error = JsonRpcInvalidParams(message.message).to_response_error()
+            self._send_response(message.id, None, error)
+            return
+        super().handle_message(message)
 
     @lsp_method(types.INITIALIZE)
     def lsp_initialize(self, params: types.InitializeParams) -> Generator[Any, Any, Any]:
