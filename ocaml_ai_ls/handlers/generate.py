@@ -17,7 +17,7 @@ from pygls.exceptions import JsonRpcInvalidParams
 from ..code_actions import COMMAND
 from ..instructions import find_instructions
 from ..metrics.store import GenerationRecord, workspace_hash
-from ..pipeline import STAGES, generate, stale_files
+from ..pipeline import STAGES, generate, refuse_stale
 from ..progress import Progress
 from ..request import GenerateRequest, GenerateResult, RequestError, parse_request
 from ..routing import route
@@ -78,6 +78,7 @@ async def run(session: Session, req: GenerateRequest, title: str) -> GenerateRes
 
     chosen = route(session.settings)
     settings = replace(session.settings, model=chosen.model)
+    support = session.support()
 
     async def pipeline() -> GenerateResult:
         await session.wait_for_index(ws, progress.report)
@@ -86,7 +87,7 @@ async def run(session: Session, req: GenerateRequest, title: str) -> GenerateRes
             ws,
             session.provider(chosen.model),
             settings,
-            session.support(),
+            support,
             progress.report,
             session.checker_for(ws),
             session.index_for(ws.root),
@@ -108,9 +109,12 @@ async def run(session: Session, req: GenerateRequest, title: str) -> GenerateRes
             raise  # $/cancelRequest: LSP answers RequestCancelled
         return GenerateResult(id="", cancelled=True, error="cancelled")
     result.arm = chosen.arm
+    if req.apply or not support.document_changes:
+        # an edit we apply, or one without versions, would not be refused by the editor
+        refuse_stale(result, ws)
     if req.apply and result.best is not None:
         progress.report("applying")
-        await _apply(session, result, ws, req.instruction)
+        await _apply(session, result, req.instruction)
     progress.end(result.failure() if result.best is None else "done")
     _record(session, result, ws)
     if req.apply:
@@ -120,16 +124,10 @@ async def run(session: Session, req: GenerateRequest, title: str) -> GenerateRes
     return result
 
 
-async def _apply(session: Session, result: GenerateResult, ws: Workspace, instruction: str) -> None:
-    """Send the best candidate with `workspace/applyEdit`, unless a file moved on."""
+async def _apply(session: Session, result: GenerateResult, instruction: str) -> None:
+    """Send the best candidate with `workspace/applyEdit`."""
     best = result.best
     assert best is not None
-    stale = stale_files(best.changes, ws)
-    if stale:
-        result.error = (
-            f"{', '.join(stale)} changed while the edit was being made; nothing was applied"
-        )
-        return
     answer = await session.lsp.workspace_apply_edit_async(
         types.ApplyWorkspaceEditParams(edit=best.edit, label=f"AI: {instruction[:60]}")
     )
