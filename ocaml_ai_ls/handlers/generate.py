@@ -29,14 +29,16 @@ log = logging.getLogger(__name__)
 
 async def command(session: Session, *args: Any) -> dict[str, Any]:
     """The command: its argument checked (InvalidParams saying which field), the result
-    as JSON; with `apply`, a failure is shown to the user too."""
+    as JSON. With `apply` (a code action run as a command: Emacs, Helix) the user sees
+    no result, so an end without an edit is shown once: why (every answer rejected, the
+    model failed, the file changed, the editor refused)."""
     try:
         req = parse_request(list(args))
     except RequestError as exc:
         raise JsonRpcInvalidParams(f"{COMMAND}: {exc}") from None
     result = await run(session, req, f"AI: {req.instruction[:50]}")
-    if req.apply and result.error and not result.cancelled:
-        session.show(f"AI: {result.error}")
+    if req.apply and not result.applied and not result.cancelled:
+        session.show(f"AI: {result.failure()}")
     return result.to_json()
 
 
