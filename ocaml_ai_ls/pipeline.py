@@ -428,6 +428,27 @@ async def generate(
     return result
 
 
+#: Why a candidate made for an older text of its files is not offered.
+STALE = "changed while the model was answering; ask again"
+
+
+def refuse_stale(result: GenerateResult, ws: Workspace) -> None:
+    """Take out the candidates whose files changed since they were made (their edit would
+    land at the wrong lines, or lose the user's work); when none is left, that is the
+    result's error."""
+    fresh: list[Candidate] = []
+    for candidate in result.candidates:
+        stale = stale_files(candidate.changes, ws)
+        if stale:
+            reason = f"{', '.join(stale)} {STALE}"
+            result.rejected.append(Rejected(candidate.id, candidate.model, reason))
+        else:
+            fresh.append(candidate)
+    if result.candidates and not fresh and result.error is None:
+        result.error = result.rejected[-1].reason
+    result.candidates = fresh
+
+
 def stale_files(changes: Sequence[FileChange], ws: Workspace) -> list[str]:
     """Files that changed since the candidate was made (their edit would lose work)."""
     stale: list[str] = []

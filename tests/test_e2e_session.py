@@ -82,6 +82,30 @@ async def test_without_resolve_the_action_runs_the_command_and_applies(
     assert emacs.text(SHAPES) == EXPECTED
 
 
+async def test_a_command_action_whose_answers_are_all_rejected_says_why_once(
+    emacs: Editor, model: ScriptedModel
+) -> None:
+    """Emacs runs the action as `workspace/executeCommand` (apply): an answer without a
+    usable edit, first round and repair, ends in one message saying why."""
+    uri = emacs.open(SHAPES, WITH_COMMENT)
+    [action] = await emacs.code_actions(uri, 6, 5)
+    assert action.command is not None
+    model.set_default("I would rather not change anything.")
+    result = await emacs.client.workspace_execute_command_async(
+        types.ExecuteCommandParams(
+            command=action.command.command, arguments=action.command.arguments
+        )
+    )
+    assert isinstance(result, dict)
+    assert result["applied"] is False and result["candidates"] == [] and result["rejected"]
+    assert len(model.requests) == 2  # the answer and its repair round
+    assert await wait_until(lambda: any("no usable edit" in m for m in emacs.shown()))
+    await asyncio.sleep(0.5)  # a second message would have come by now
+    [said] = [m for m in emacs.shown() if "no usable edit" in m or "no edit" in m]
+    assert said.startswith("AI: ") and "no edit found in the answer" in said
+    assert emacs.text(SHAPES) == WITH_COMMENT
+
+
 async def test_quick_fix_sends_the_error_to_the_model(vscode: Editor, model: ScriptedModel) -> None:
     uri = vscode.open(SHAPES, WITH_COMMENT)
     pos = types.Position(line=9, character=19)

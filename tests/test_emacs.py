@@ -146,6 +146,28 @@ def test_eglot_attaches_and_the_instruction_action_applies(
     assert model.requests[0].get("n", 1) == 1
 
 
+def test_a_rejected_instruction_action_says_why_once(
+    project: Path, model: ScriptedModel, tmp_path: Path
+) -> None:
+    """eglot runs the action as a command; when no answer gives an edit the user reads
+    why in the echo area, once, and the buffer is as it was."""
+    path = project / SHAPES
+    line = area_line(project)  # where the comment goes
+    with_comment = path.read_text().replace("let area", f"(* ai: {INSTRUCTION} *)\nlet area", 1)
+    path.write_text(with_comment)
+    model.set_default("I would rather not change anything.")  # the answer and its repair
+
+    result = run_emacs(
+        "code-action", project, model, tmp_path, line=line, title=f"AI: {INSTRUCTION}"
+    )
+
+    said = [m for m in result["messages"] if "no usable edit" in m]
+    assert len(said) == 1, result["messages"]
+    assert "Server reports (type=1): AI: the model's answer had no usable edit" in said[0]
+    assert "no edit found in the answer" in said[0]
+    assert result["text"] == with_comment
+
+
 def test_the_interaction_buffer_shows_candidates_and_applies_one(
     project: Path, model: ScriptedModel, tmp_path: Path
 ) -> None:

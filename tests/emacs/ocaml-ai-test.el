@@ -12,7 +12,8 @@
 ;;   file      the OCaml file to visit
 ;;   line      1-based line to put point on (chat: the code the instruction is about)
 ;;   switch    true: eglot is not pointed at ocaml-ai-ls, `ocaml-ai-eglot' starts it
-;;   title     (code-action) the code action to choose
+;;   title     (code-action) the code action to choose (the result has the
+;;             messages shown meanwhile)
 ;;   instruction (chat) what to type in the interaction buffer
 ;;   apply     (chat) true: apply the first candidate
 ;;   reject    (chat) true: reject the generation (C-c C-k)
@@ -30,6 +31,7 @@
 (defvar ocaml-ai-test--params nil "The parameters of the run (a plist).")
 (defvar ocaml-ai-test--result nil "The result so far (a plist written as JSON).")
 (defconst ocaml-ai-test--deadline 60 "Seconds a whole scenario may take.")
+(defvar ocaml-ai-test--messages nil "What the scenario showed in the echo area, newest first.")
 
 (defun ocaml-ai-test--param (key)
   "The parameter KEY."
@@ -115,8 +117,15 @@
                            append servers))
     (eglot-shutdown server nil 10)))
 
+(defun ocaml-ai-test--record-message (format-string &rest args)
+  "Keep what `message' shows (FORMAT-STRING with ARGS), as the user would see it."
+  (when format-string
+    (push (or (ignore-errors (apply #'format-message format-string args)) format-string)
+          ocaml-ai-test--messages)))
+
 (defun ocaml-ai-test--code-action ()
   "List the code actions on the instruction comment, then choose one as a user does."
+  (advice-add 'message :before #'ocaml-ai-test--record-message)
   (let* ((source (ocaml-ai-test--visit))
          (title (ocaml-ai-test--param :title))
          (actions (eglot-code-actions (point) (point)))
@@ -132,6 +141,8 @@
                                          "%S not offered in the menu" title)
                    title)))
         (eglot-code-actions (point) (point) nil t)))
+    (advice-remove 'message #'ocaml-ai-test--record-message)
+    (ocaml-ai-test--put :messages (vconcat (reverse ocaml-ai-test--messages)))
     (with-current-buffer source
       (ocaml-ai-test--put :text (buffer-substring-no-properties (point-min) (point-max))))))
 
