@@ -65,7 +65,7 @@ export interface WorkspaceEdit {
 // ---------------------------------------------------------------------------
 // The command's contract (README: "The command `ocaml-ai.generate`")
 
-export type Status = "ok" | "parse_error" | "type_error" | "test_failure" | "timeout" | "unverified";
+export type Status = "ok" | "warning" | "parse_error" | "type_error" | "test_failure" | "timeout" | "unverified";
 
 export interface CheckError {
   path: string;
@@ -395,6 +395,7 @@ export interface StatusInfo {
 
 const STATUS: Record<Status, StatusInfo> = {
   ok: { label: "verified", icon: "pass", color: "testing.iconPassed" },
+  warning: { label: "verified, with warnings", icon: "pass", color: "list.warningForeground" },
   test_failure: { label: "tests fail", icon: "warning", color: "list.warningForeground" },
   timeout: { label: "check timed out", icon: "watch", color: "list.warningForeground" },
   unverified: { label: "unverified", icon: "question", color: "descriptionForeground" },
@@ -403,7 +404,7 @@ const STATUS: Record<Status, StatusInfo> = {
 };
 
 /** The server's order of statuses, best first (`ocaml_ai_ls/verify/result.py`). */
-export const RANKED: Status[] = ["ok", "test_failure", "timeout", "unverified", "type_error", "parse_error"];
+export const RANKED: Status[] = ["ok", "warning", "test_failure", "timeout", "unverified", "type_error", "parse_error"];
 
 export function statusInfo(status: string): StatusInfo {
   return STATUS[status as Status] ?? { label: status || "unknown", icon: "question", color: "descriptionForeground" };

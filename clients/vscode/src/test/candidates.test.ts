@@ -258,7 +258,7 @@ describe("messages", () => {
 
 describe("status and ranking", () => {
   test("every status has a label and an icon", () => {
-    for (const status of ["ok", "parse_error", "type_error", "test_failure", "timeout", "unverified"]) {
+    for (const status of ["ok", "warning", "parse_error", "type_error", "test_failure", "timeout", "unverified"]) {
       const info = statusInfo(status);
       assert.ok(info.label && info.icon && info.color, status);
     }
@@ -281,10 +281,11 @@ describe("status and ranking", () => {
       candidate("tests", "test_failure", ONE_LINE),
       candidate("small-too", "ok", ONE_LINE),
       candidate("unknown", "unverified", ONE_LINE),
+      candidate("warns", "warning", ONE_LINE),
     ];
     assert.deepEqual(
       rankedOrder(cands).map((i) => cands[i].id),
-      ["small", "small-too", "big", "tests", "unknown", "type1", "type2", "parse"],
+      ["small", "small-too", "big", "warns", "tests", "unknown", "type1", "type2", "parse"],
     );
     assert.deepEqual(
       candidateItems(result(cands)).map((item) => [item.rank, cands[item.index].id]).slice(0, 2),
