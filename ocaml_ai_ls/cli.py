@@ -11,6 +11,7 @@ import argparse
 import logging
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from . import __version__
@@ -137,7 +138,13 @@ def _parser(snapshot: bool = True) -> argparse.ArgumentParser:
 
 
 def _ces_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    from .verify.ces_options import DEFAULT_PORT, DEFAULT_TIMEOUT, DEFAULT_WORKERS, MAX_WORKERS
+    from .verify.ces_options import (
+        DEFAULT_PORT,
+        DEFAULT_TIMEOUT,
+        DEFAULT_WORKERS,
+        MAX_QUEUED,
+        MAX_WORKERS,
+    )
 
     ces = sub.add_parser(
         "ces",
@@ -173,9 +180,11 @@ def _ces_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     serve = ces_sub.add_parser(
         "serve",
         help="serve POST /check on 127.0.0.1",
-        description="Serve HTTP on 127.0.0.1: POST /check with {diff, tests?} returns "
-        "{status, stages, errors}; a malformed body or a diff that does not apply gets "
-        "a 400 {error}. GET /health. Prints 'ces: serving URL' on stdout when warm.",
+        description="Serve HTTP on 127.0.0.1 (uvicorn): POST /check with {diff, tests?} "
+        "returns {status, stages, errors}; a malformed body or a diff that does not apply "
+        "gets a 400 {error}; a check beyond --queue waiting or running gets a 503 with "
+        "Retry-After. GET /health, /healthz (200 once warm), /metrics (queue, checks, "
+        "p50/p95 latency). Prints 'ces: serving URL' on stdout when warm.",
     )
     common(serve)
     serve.set_defaults(ces_parser=serve)
@@ -185,6 +194,13 @@ def _ces_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         default=DEFAULT_PORT,
         metavar="P",
         help=f"TCP port (default {DEFAULT_PORT}; 0 picks a free one)",
+    )
+    serve.add_argument(
+        "--queue",
+        type=int,
+        default=MAX_QUEUED,
+        metavar="N",
+        help=f"checks waiting or running before a 503 (default {MAX_QUEUED})",
     )
     serve.add_argument("--verbose", "-v", action="store_true", help="log each request to stderr")
     check = ces_sub.add_parser(
@@ -205,6 +221,8 @@ def _run_ces(args: argparse.Namespace) -> int:
 
     parser: argparse.ArgumentParser = args.ces_parser  # errors name the subcommand
     options = CesOptions(args.root, args.workers, args.timeout, args.tests, args.profile)
+    if args.ces_command == "serve":
+        options = replace(options, queue=args.queue)
     try:
         if args.ces_command == "serve":
             if not 0 <= args.port < 65536:

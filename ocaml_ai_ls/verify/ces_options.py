@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 HOST = "127.0.0.1"
@@ -18,8 +18,11 @@ DEFAULT_TIMEOUT = 60.0
 MAX_WORKERS = 16
 #: A request body larger than this is refused unread (a diff, not a tarball).
 MAX_BODY_BYTES = 5_000_000
-#: Checks waiting or running at once; more are refused with 503 rather than hang.
+#: Checks waiting or running at once by default; more are refused with 503 rather
+#: than hang (`--queue`).
 MAX_QUEUED = 64
+#: The largest `--queue` (each admitted check holds a thread while it waits).
+QUEUE_LIMIT = 1024
 #: Seconds a client may take to send its request (a stalled one frees its thread).
 CLIENT_TIMEOUT = 30.0
 
@@ -37,6 +40,8 @@ class CesOptions:
     tests: bool = False
     #: The dune profile candidates are built with (`dev`: warnings are errors).
     profile: str = "dev"
+    #: `ces serve`: checks waiting or running at once before a 503.
+    queue: int = MAX_QUEUED
 
 
 def validate(options: CesOptions) -> CesOptions:
@@ -52,6 +57,8 @@ def validate(options: CesOptions) -> CesOptions:
         raise CesUsageError("--timeout must be in (0, 3600] seconds")
     if not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", options.profile):
         raise CesUsageError("--profile must be a dune profile name such as dev or release")
+    if not 1 <= options.queue <= QUEUE_LIMIT:
+        raise CesUsageError(f"--queue must be between 1 and {QUEUE_LIMIT}")
     if shutil.which("dune") is None:
         raise CesUsageError("dune is not on PATH")
-    return CesOptions(root, options.workers, options.timeout, options.tests, options.profile)
+    return replace(options, root=root)
