@@ -212,6 +212,12 @@ def _ces_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     )
     common(check)
     check.set_defaults(ces_parser=check)
+    check.add_argument(
+        "--ray",
+        metavar="auto|ADDRESS",
+        help="check on Ray actors, --workers of them (auto: the running cluster, else a "
+        "local Ray; needs ocaml-ai-ls[ray])",
+    )
     check.add_argument("diff_files", nargs="+", metavar="DIFF_FILE")
 
 
@@ -223,6 +229,8 @@ def _run_ces(args: argparse.Namespace) -> int:
     options = CesOptions(args.root, args.workers, args.timeout, args.tests, args.profile)
     if args.ces_command == "serve":
         options = replace(options, queue=args.queue)
+    else:
+        options = replace(options, ray=args.ray)
     try:
         if args.ces_command == "serve":
             if not 0 <= args.port < 65536:

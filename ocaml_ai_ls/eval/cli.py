@@ -78,6 +78,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="rerun recorded attempts that ended with an error (a model that was down)",
     )
     parser.add_argument(
+        "--ray",
+        metavar="auto|ADDRESS",
+        help="check the candidates on Ray actors, --workers of them (auto: the running "
+        "cluster, else a local Ray; needs ocaml-ai-ls[ray])",
+    )
+    parser.add_argument(
         "--grace",
         type=float,
         default=30.0,
@@ -116,6 +122,7 @@ def run(args: argparse.Namespace) -> int:
         max_attempts=args.max_attempts,
         retry_errors=args.retry_errors,
         grace=args.grace,
+        ray=args.ray,
     )
     where = "replayed answers" if args.replay else settings.model.base_url
     print(
@@ -123,7 +130,11 @@ def run(args: argparse.Namespace) -> int:
         f"x {args.samples} sample(s); model: {where}; results in {out}",
         file=sys.stderr,
     )
-    summary = asyncio.run(Runner(opts).run())
+    try:
+        summary = asyncio.run(Runner(opts).run())
+    except EvalError as exc:  # Ray that cannot be reached
+        print(f"ocaml-ai-ls eval: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     from .report import build_report, write_report  # matplotlib only when reporting
 
     report = build_report(summary.attempts, args.samples, [a.name for a in arms])

@@ -31,7 +31,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import IO, Any, TextIO
+from typing import IO, TYPE_CHECKING, Any, TextIO
 
 from lsprotocol import types
 
@@ -58,6 +58,9 @@ from ..verify.single import SingleFileChecker, disk_reader
 from ..workspace import Workspace
 from .replay import AnswerKey, CallLog, ReplayProvider, append_lines, load_answers
 from .tasks import Task
+
+if TYPE_CHECKING:
+    from ..verify.ray_workers import RayWorkers
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +101,8 @@ class EvalOptions:
     #: Seconds the attempts in flight may take after a first Ctrl-C before they are
     #: cancelled.
     grace: float = 30.0
+    #: Check on Ray actors (`auto` or a cluster's address), `workers` of them.
+    ray: str | None = None
 
 
 # -- settings and arms -----------------------------------------------------------
@@ -296,10 +301,15 @@ class _TaskState:
     checker: Checker | None
     pool: ShadowPool | None
     left: int
+    #: The working copy's key on the Ray actors (`--ray`), and the actors.
+    ray: tuple[RayWorkers, str] | None = None
 
     def close(self, remove: bool = False) -> None:
         """Stop the shadow; `remove`: the task is done, its copy and shadow go (a large
         task set would otherwise keep a copy of a project per task)."""
+        if self.ray is not None and remove:
+            workers, key = self.ray
+            workers.drop(key)
         if self.pool is not None:
             self.pool.close()
             if remove:
@@ -383,6 +393,8 @@ class Runner:
         self._per_task: Counter[str] = Counter()
         self._replayed = opts.replay is not None
         self._answers_fh: IO[str] | None = None
+        #: The Ray actors checking candidates (`opts.ray`), from the start of `run`.
+        self._ray: RayWorkers | None = None
 
     # pending work
 
@@ -446,6 +458,10 @@ class Runner:
             index = WorkspaceIndex(root, documents)
             await asyncio.to_thread(index.scan)
             ws = Workspace(root, documents)
+            if self._ray is not None:
+                state = await self._ray_state(task, root, ws, index, self._ray)
+                self._states[task.id] = state
+                return state
             checker, pool = self._checker(task, root)
             state = _TaskState(root, ws, index, checker, pool, self._per_task[task.id])
             if pool is not None:
@@ -458,6 +474,39 @@ class Runner:
                     raise
             self._states[task.id] = state
             return state
+
+    async def _ray_state(
+        self,
+        task: Task,
+        root: Path,
+        ws: Workspace,
+        index: WorkspaceIndex,
+        workers: RayWorkers,
+    ) -> _TaskState:
+        """The task's state when the checks run on Ray actors: the working copy is sent
+        to them and warmed on as many as attempts of it can run at once, as the local
+        path warms as many shadows."""
+        checks = task.checks
+        left = self._per_task[task.id]
+        if not checks.typecheck and not checks.tests:
+            return _TaskState(root, ws, index, None, None, left)
+        if not (root / "dune-project").is_file():
+            checker, _ = self._checker(task, root)  # module by module, here
+            return _TaskState(root, ws, index, checker, None, left)
+        verify = self.opts.settings.verify
+        key = await asyncio.to_thread(workers.add_project, root, verify.timeout, verify.profile)
+        state = _TaskState(root, ws, index, None, None, left, ray=(workers, key))
+        try:
+            await workers.warm(key, max(1, min(self.opts.workers, left)))
+        except BaseException:
+            state.close(remove=True)
+            raise
+
+        def on_ray(files: Mapping[str, str | None]) -> Awaitable[Verification]:
+            return workers.check(key, files, checks.tests)
+
+        state.checker = on_ray
+        return state
 
     def _checker(self, task: Task, root: Path) -> tuple[Checker | None, ShadowPool | None]:
         """Shadows of the working copy (dune), else module by module; None when the task
@@ -554,6 +603,15 @@ class Runner:
             self._answers_fh = (self.out / ANSWERS_FILE).open("a", encoding="utf-8")
         gate = asyncio.Semaphore(max(1, self.opts.workers))
         loop = asyncio.get_running_loop()
+        if self.opts.ray is not None:
+            from ..verify.ray_workers import RayUnavailable, RayWorkers
+
+            try:
+                self._ray = await asyncio.to_thread(
+                    RayWorkers, self.opts.ray, max(1, self.opts.workers)
+                )
+            except RayUnavailable as exc:
+                raise EvalError(str(exc)) from None
         handled = _add_sigint(loop, self.interrupt)
         started = finished = 0
         try:
@@ -597,6 +655,9 @@ class Runner:
             for state in self._states.values():
                 state.close()
             self._states.clear()
+            if self._ray is not None:
+                await asyncio.to_thread(self._ray.close)
+                self._ray = None
             for provider in self._providers.values():
                 await provider.aclose()
             if self._answers_fh is not None:

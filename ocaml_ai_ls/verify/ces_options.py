@@ -42,6 +42,8 @@ class CesOptions:
     profile: str = "dev"
     #: `ces serve`: checks waiting or running at once before a 503.
     queue: int = MAX_QUEUED
+    #: `ces check`: run the checks on Ray actors (`auto` or a cluster's address).
+    ray: str | None = None
 
 
 def validate(options: CesOptions) -> CesOptions:

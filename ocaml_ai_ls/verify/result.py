@@ -74,6 +74,15 @@ class Verification:
             "errors": [asdict(e) for e in self.errors],
         }
 
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Verification:
+        """The inverse of `to_json` (a check answered by another process: a Ray actor)."""
+        return cls(
+            data["status"],
+            tuple(Stage(**s) for s in data["stages"]),
+            tuple(CheckError(**e) for e in data["errors"]),
+        )
+
 
 def compile_status(errors: tuple[CheckError, ...]) -> str:
     """The status of a failed build from its errors: a syntax error, warnings only,

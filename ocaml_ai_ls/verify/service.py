@@ -19,6 +19,7 @@ file. Both share `CheckEngine`: requests queue on its warm shadows.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import signal
@@ -26,7 +27,7 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import FrameType
@@ -178,32 +179,53 @@ def check_files(
         except BadDiff as exc:
             jobs.append((name, str(exc)))
     runnable = [files for _, files in jobs if isinstance(files, dict)]
-    engine = _open_engine(options, min(options.workers, len(runnable))) if runnable else None
     all_ok = True
-    try:
-        if engine is not None:
-            _warm(engine, err)
-        with ThreadPoolExecutor(max(1, min(len(runnable), options.workers))) as threads:
-            futures = [
-                threads.submit(_check_one, engine, files, options.tests)
-                if isinstance(files, dict) and engine is not None
-                else None
-                for _, files in jobs
-            ]
-            for (name, job), future in zip(jobs, futures, strict=True):
-                line: dict[str, Any] = {"file": name}
-                if future is None:
-                    line["error"] = job
-                    all_ok = False
-                else:
-                    result = future.result()
-                    line.update(result)
-                    all_ok = all_ok and result.get("verification", {}).get("status") == OK
-                print(json.dumps(line), file=out, flush=True)
-    finally:
-        if engine is not None:
-            engine.close()
+    with _answers(options, runnable, err) as answers:
+        for name, job in jobs:
+            line: dict[str, Any] = {"file": name}
+            if isinstance(job, str):
+                line["error"] = job
+                all_ok = False
+            else:
+                result = next(answers)
+                line.update(result)
+                all_ok = all_ok and result.get("verification", {}).get("status") == OK
+            print(json.dumps(line), file=out, flush=True)
     return 0 if all_ok else 1
+
+
+@contextlib.contextmanager
+def _answers(
+    options: CesOptions, runnable: list[dict[str, str | None]], err: TextIO
+) -> Iterator[Iterator[dict[str, Any]]]:
+    """The answers to `runnable`, in order, as they come: from local warm shadows, or
+    from Ray actors (`options.ray`); `{"verification": ...}` or `{"error": ...}` each."""
+    if not runnable:
+        yield iter(())
+        return
+    workers = min(options.workers, len(runnable))
+    if options.ray is not None:
+        from .ray_workers import RayUnavailable, RayWorkers
+
+        try:
+            ray_workers = RayWorkers(options.ray, workers)
+        except RayUnavailable as exc:
+            raise CesUsageError(str(exc)) from None
+        try:
+            key = ray_workers.add_project(options.root, options.timeout, options.profile)
+            print(f"ces: checking on Ray with {workers} actor(s)", file=err, flush=True)
+            yield ray_workers.check_all(key, [(files, options.tests) for files in runnable])
+        finally:
+            ray_workers.close()
+        return
+    engine = _open_engine(options, workers)
+    try:
+        _warm(engine, err)
+        with ThreadPoolExecutor(workers) as threads:
+            futures = [threads.submit(_check_one, engine, f, options.tests) for f in runnable]
+            yield (future.result() for future in futures)
+    finally:
+        engine.close()
 
 
 def _check_one(engine: CheckEngine, files: dict[str, str | None], tests: bool) -> dict[str, Any]:
