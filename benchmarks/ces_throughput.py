@@ -1,21 +1,28 @@
-"""Throughput of the batch service: `ces serve` with 2 workers against 1.
+"""Throughput of the batch service: `ces serve` with 2 workers against 1, and a burst.
 
 On the generated inventory project (`dune_fixture.py`), a real `ocaml-ai-ls ces
 serve --port 0` process (shadows in a temporary XDG_CACHE_HOME) gets `--checks`
 unified diffs (made with difflib) from `--concurrency` client threads: one-function
 edits of a middle-layer module (random revisions), every `--error-every`th a type
 error instead.
-Per worker count it prints the warm-up time, the throughput (checks per minute
+Per worker count it prints the warm-up time, the throughput (checks per second
 of wall time), p50 and p95 latency of a request and the statuses (each checked
 against the expected one), medians over `--runs`; then the throughput ratio.
+Then, on the same service, a burst: `--burst` (200) POST /check from `--clients`
+(80) concurrent httpx async clients (one connection each), counted by answer:
+200, 400, 503, and connections reset or refused.
+
+`--code DIR` runs the service of another checkout (its `ocaml_ai_ls`, cwd set to
+it), e.g. a worktree of main, to compare with the code before a change:
 
     python -m benchmarks.ces_throughput [--checks 50] [--concurrency 4] [--runs 3]
-        [--modules 30] [--workers 2] [--tests]
+        [--modules 30] [--workers 2] [--tests] [--burst 200] [--clients 80] [--code DIR]
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import difflib
 import os
 import queue
@@ -53,10 +60,13 @@ class Run:
     latencies_ms: list[float]
     statuses: Counter[str]
     wrong: int
+    #: The burst's answers: "200", "400", "503", "reset" (connection errors).
+    burst: Counter[str]
+    burst_s: float
 
     @property
-    def per_minute(self) -> float:
-        return len(self.latencies_ms) / self.wall_s * 60
+    def per_second(self) -> float:
+        return len(self.latencies_ms) / self.wall_s
 
 
 def unified(root: Path, rel: str, new: str) -> str:
@@ -90,8 +100,11 @@ def jobs(root: Path, count: int, error_every: int) -> list[Job]:
     return out
 
 
-def start_service(root: Path, workers: int, cache: Path) -> tuple[subprocess.Popen[str], str]:
-    """The service as a user starts it; returns once it prints its URL (warm)."""
+def start_service(
+    root: Path, workers: int, cache: Path, code: Path | None = None
+) -> tuple[subprocess.Popen[str], str]:
+    """The service as a user starts it (from `code`'s checkout when given); returns once
+    it prints its URL (warm)."""
     args = ["--root", str(root), "--workers", str(workers), "--port", "0"]
     proc = subprocess.Popen(
         [sys.executable, "-m", "ocaml_ai_ls", "ces", "serve", *args, "--timeout", str(TIMEOUT)],
@@ -99,6 +112,7 @@ def start_service(root: Path, workers: int, cache: Path) -> tuple[subprocess.Pop
         stderr=subprocess.DEVNULL,
         text=True,
         env={**os.environ, "XDG_CACHE_HOME": str(cache)},
+        cwd=code,  # `python -m` imports the package of its working directory first
     )
     assert proc.stdout is not None
     out = proc.stdout
@@ -124,10 +138,38 @@ def stop_service(proc: subprocess.Popen[str]) -> None:
         proc.wait()
 
 
-def one_run(root: Path, workers: int, work: list[Job], concurrency: int, tests: bool) -> Run:
+async def burst(url: str, work: list[Job], requests: int, clients: int) -> Counter[str]:
+    """`requests` POST /check from `clients` concurrent clients, one connection each;
+    the answers by status code, connection errors as "reset"."""
+    todo: asyncio.Queue[Job] = asyncio.Queue()
+    for i in range(requests):
+        todo.put_nowait(work[i % len(work)])
+    answers: Counter[str] = Counter()
+
+    async def client() -> None:
+        async with httpx.AsyncClient(base_url=url, timeout=TIMEOUT * 3) as c:
+            while not todo.empty():
+                job = todo.get_nowait()
+                try:
+                    r = await c.post("/check", json={"diff": job.diff})
+                    answers[str(r.status_code)] += 1
+                except httpx.TransportError:
+                    answers["reset"] += 1
+
+    await asyncio.gather(*(client() for _ in range(clients)))
+    return answers
+
+
+def one_run(
+    root: Path,
+    workers: int,
+    work: list[Job],
+    args: argparse.Namespace,
+) -> Run:
+    concurrency, tests = args.concurrency, args.tests
     with tempfile.TemporaryDirectory() as cache:
         started = time.perf_counter()
-        proc, url = start_service(root, workers, Path(cache))
+        proc, url = start_service(root, workers, Path(cache), args.code)
         warm_s = time.perf_counter() - started
         local = threading.local()
 
@@ -146,6 +188,9 @@ def one_run(root: Path, workers: int, work: list[Job], concurrency: int, tests: 
             with ThreadPoolExecutor(concurrency) as threads:
                 results = list(threads.map(send, work))
             wall_s = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            answers = asyncio.run(burst(url, work, args.burst, args.clients))
+            burst_s = time.perf_counter() - t0
         finally:
             stop_service(proc)
     return Run(
@@ -154,22 +199,29 @@ def one_run(root: Path, workers: int, work: list[Job], concurrency: int, tests: 
         [ms for ms, _, _ in results],
         Counter(status for _, status, _ in results),
         sum(wrong for _, _, wrong in results),
+        answers,
+        burst_s,
     )
 
 
-def report(workers: int, runs: list[Run]) -> float:
-    """Print one worker count's figures; its median checks per minute."""
-    per_minute = statistics.median(r.per_minute for r in runs)
+def report(workers: int, runs: list[Run], args: argparse.Namespace) -> float:
+    """Print one worker count's figures; its median checks per second."""
+    per_second = statistics.median(r.per_second for r in runs)
     latencies = [ms for r in runs for ms in r.latencies_ms]
     statuses: Counter[str] = sum((r.statuses for r in runs), Counter())
     wrong = sum(r.wrong for r in runs)
     warm = statistics.median(r.warm_s for r in runs)
     print(f"--workers {workers}: warm-up {warm:.1f} s (start to URL line, median)")
-    print(f"  throughput {per_minute:7.1f} checks/min (median of {len(runs)} runs)")
+    print(f"  throughput {per_second:6.2f} checks/s (median of {len(runs)} runs)")
     print("  " + _lsp.row("latency per request", latencies))
     counts = ", ".join(f"{s} {n}" for s, n in sorted(statuses.items()))
     print(f"  statuses: {counts}" + (f"   WARNING: {wrong} not as expected" if wrong else ""))
-    return per_minute
+    for r in runs:
+        kinds = ("200", "400", "503", "reset")
+        others = sorted(set(r.burst) - set(kinds))
+        shown = ", ".join(f"{k} {r.burst[k]}" for k in (*kinds, *others))
+        print(f"  burst of {args.burst} from {args.clients} clients: {shown} ({r.burst_s:.1f} s)")
+    return per_second
 
 
 def main() -> None:
@@ -181,6 +233,11 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2, help="compared with 1")
     parser.add_argument("--error-every", type=int, default=5, help="every Nth is a type error")
     parser.add_argument("--tests", action="store_true", help="also run dune test per check")
+    parser.add_argument("--burst", type=int, default=200, help="requests of the burst")
+    parser.add_argument("--clients", type=int, default=80, help="concurrent clients of the burst")
+    parser.add_argument(
+        "--code", type=Path, help="the checkout whose ocaml_ai_ls serves (default: this one)"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         root = make_project(Path(tmp) / "inventory", args.modules)
@@ -189,14 +246,12 @@ def main() -> None:
         print(
             f"project: {modules} modules, {lines} lines; {args.checks} diffs per run from "
             f"{args.concurrency} client threads, tests {'on' if args.tests else 'off'}; "
-            f"{os.cpu_count()} CPUs"
+            f"{os.cpu_count()} CPUs; code: {args.code or 'this checkout'}"
         )
         rates: dict[int, float] = {}
         for workers in (args.workers, 1):
-            runs = [
-                one_run(root, workers, work, args.concurrency, args.tests) for _ in range(args.runs)
-            ]
-            rates[workers] = report(workers, runs)
+            runs = [one_run(root, workers, work, args) for _ in range(args.runs)]
+            rates[workers] = report(workers, runs, args)
         print(f"throughput ratio {args.workers} workers / 1: {rates[args.workers] / rates[1]:.2f}")
 
 

@@ -155,3 +155,13 @@ def test_eval_on_ray_comes_to_the_local_outcomes(
     attempts = read_attempts(tmp_path / "ray" / "attempts.jsonl")
     assert not any(a["error"] for a in attempts)
     assert actor_dirs() == set()  # the actors removed their copies and shadows
+
+
+def test_eval_with_more_workers_than_cpus_exits_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from ocaml_ai_ls.eval.cli import main as eval_main
+
+    code = eval_main([str(TASKS), "--workers", "3", "--ray", "auto", "--out", str(tmp_path)])
+    assert code == 2
+    assert "2 CPU" in capsys.readouterr().err

@@ -585,6 +585,15 @@ class Runner:
 
     async def run(self) -> RunSummary:
         started_at = time.perf_counter()
+        if self.opts.ray is not None:
+            from ..verify.ray_workers import RayUnavailable, RayWorkers
+
+            try:
+                self._ray = await asyncio.to_thread(
+                    RayWorkers, self.opts.ray, max(1, self.opts.workers)
+                )
+            except RayUnavailable as exc:
+                raise EvalError(str(exc)) from None
         self.out.mkdir(parents=True, exist_ok=True)
         attempts_path = self.out / ATTEMPTS_FILE
         done = read_attempts(attempts_path)
@@ -603,15 +612,6 @@ class Runner:
             self._answers_fh = (self.out / ANSWERS_FILE).open("a", encoding="utf-8")
         gate = asyncio.Semaphore(max(1, self.opts.workers))
         loop = asyncio.get_running_loop()
-        if self.opts.ray is not None:
-            from ..verify.ray_workers import RayUnavailable, RayWorkers
-
-            try:
-                self._ray = await asyncio.to_thread(
-                    RayWorkers, self.opts.ray, max(1, self.opts.workers)
-                )
-            except RayUnavailable as exc:
-                raise EvalError(str(exc)) from None
         handled = _add_sigint(loop, self.interrupt)
         started = finished = 0
         try:
