@@ -5,9 +5,10 @@ On the generated inventory project (`dune_fixture.py`), per run:
 - start-up: `ray.init` of a local Ray (no dashboard), the actors created, the project
   sent and warmed on each (what `--ray auto` pays before its first check), beside
   the local path's warm-up of as many shadows (`CheckEngine.warm`);
-- per check, one at a time with one worker: `CheckEngine.check` locally against the
-  same call on a Ray actor (`RayWorkers.check`), over the same one-function edits;
-  the difference of their medians is Ray's overhead per check;
+- per check, one at a time: `CheckEngine.check` locally against the same call on a
+  Ray actor (`RayWorkers.check`), over the same one-function edits; and Ray's
+  overhead alone: the round trip of a candidate that stops at the parse check
+  (no dune), locally and on an actor, the difference of their medians;
 - a batch of `--checks` with `--workers` workers both ways (`check_all` on Ray);
 - memory: RSS of this driver, of each actor, and of Ray's own processes (GCS,
   raylet, ...: every other descendant of this process), after the checks.
@@ -80,6 +81,8 @@ class Run:
     local_warm_s: float
     local_ms: list[float]
     ray_ms: list[float]
+    local_parse_ms: list[float]
+    ray_parse_ms: list[float]
     local_batch_s: float
     ray_batch_s: float
     driver_mb: float
@@ -101,6 +104,19 @@ def strip(answer: dict[str, Any]) -> Any:
     return (v.get("status"), v.get("errors"), answer.get("error"))
 
 
+#: A candidate the parse check refuses: its round trip is the path's cost alone.
+PARSE_ERROR = {"lib/broken.ml": "let x = (\n"}
+
+
+def timed(call: Any, count: int) -> list[float]:
+    times = []
+    for _ in range(count):
+        t = time.perf_counter()
+        call()
+        times.append((time.perf_counter() - t) * 1000)
+    return times
+
+
 def one_run(root: Path, checks: int, workers: int, seed: int) -> Run:
     import ray
 
@@ -117,6 +133,7 @@ def one_run(root: Path, checks: int, workers: int, seed: int) -> Run:
                 t0 = time.perf_counter()
                 local.check(files, False, syntax=False)
                 local_ms.append((time.perf_counter() - t0) * 1000)
+            local_parse_ms = timed(lambda: local.check(PARSE_ERROR, False), 50)
             t0 = time.perf_counter()
             local_answers = _local_batch(local, batch)
             local_batch_s = time.perf_counter() - t0
@@ -141,6 +158,16 @@ def one_run(root: Path, checks: int, workers: int, seed: int) -> Run:
             return times
 
         ray_ms = asyncio.run(one_at_a_time())
+
+        async def parse_errors() -> list[float]:
+            times = []
+            for _ in range(50):
+                t = time.perf_counter()
+                await pool.check(key, PARSE_ERROR, False, syntax=True)
+                times.append((time.perf_counter() - t) * 1000)
+            return times
+
+        ray_parse_ms = asyncio.run(parse_errors())
         t0 = time.perf_counter()
         ray_answers = list(pool.check_all(key, [(files, False) for files in batch]))
         ray_batch_s = time.perf_counter() - t0
@@ -160,6 +187,8 @@ def one_run(root: Path, checks: int, workers: int, seed: int) -> Run:
         local_warm_s,
         local_ms,
         ray_ms,
+        local_parse_ms,
+        ray_parse_ms,
         local_batch_s,
         ray_batch_s,
         driver_mb,
@@ -207,8 +236,12 @@ def main() -> None:
     ray_ms = [ms for r in runs for ms in r.ray_ms]
     print("  " + _lsp.row("check, local", local_ms))
     print("  " + _lsp.row("check, on a Ray actor", ray_ms))
-    overhead = statistics.median(ray_ms) - statistics.median(local_ms)
-    print(f"  overhead per check (p50 difference): {overhead:.1f} ms")
+    local_parse = [ms for r in runs for ms in r.local_parse_ms]
+    ray_parse = [ms for r in runs for ms in r.ray_parse_ms]
+    print("  " + _lsp.row("no dune (parse error), local", local_parse))
+    print("  " + _lsp.row("no dune (parse error), on Ray", ray_parse))
+    overhead = statistics.median(ray_parse) - statistics.median(local_parse)
+    print(f"  Ray's overhead per check (p50 difference without dune): {overhead:.2f} ms")
     lb = med([r.local_batch_s for r in runs])
     rb = med([r.ray_batch_s for r in runs])
     print(
