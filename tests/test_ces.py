@@ -357,6 +357,7 @@ def test_ces_check_prints_one_line_per_diff_file(service: Service, tmp_path: Pat
         (["check", "--root", "{project}", "--workers", "0", "x.diff"], "--workers"),
         (["check", "--root", "{project}", "--profile", "dev;rm", "x.diff"], "--profile"),
         (["serve", "--root", "{project}", "--port", "70000"], "--port"),
+        (["serve", "--root", "{project}", "--port", "0", "--queue", "0"], "--queue"),
         (["check", "x.diff"], "--root"),
         ([], "serve,check"),
     ],
