@@ -8,7 +8,9 @@ error instead.
 Per worker count it prints the warm-up time, the throughput (checks per second
 of wall time), p50 and p95 latency of a request and the statuses (each checked
 against the expected one), medians over `--runs`; then the throughput ratio.
-Then, on the same service, a burst: `--burst` (200) POST /check from `--clients`
+Before the checks, 30 GET /health on one kept-alive connection: a reply written in
+two parts meets Nagle's algorithm there (~40 ms each). Then, on the same service,
+a burst: `--burst` (200) POST /check from `--clients`
 (80) concurrent httpx async clients (one connection each), counted by answer:
 200, 400, 503, and connections reset or refused.
 
@@ -63,6 +65,8 @@ class Run:
     #: The burst's answers: "200", "400", "503", "reset" (connection errors).
     burst: Counter[str]
     burst_s: float
+    #: Round trips of GET /health on one kept-alive connection (Nagle shows here).
+    health_ms: list[float]
 
     @property
     def per_second(self) -> float:
@@ -184,6 +188,13 @@ def one_run(
             return ms, status, status != job.expect
 
         try:
+            health_ms = []
+            with httpx.Client(base_url=url, timeout=TIMEOUT) as c:
+                c.get("/health")
+                for _ in range(30):
+                    t0 = time.perf_counter()
+                    c.get("/health")
+                    health_ms.append((time.perf_counter() - t0) * 1000)
             t0 = time.perf_counter()
             with ThreadPoolExecutor(concurrency) as threads:
                 results = list(threads.map(send, work))
@@ -201,6 +212,7 @@ def one_run(
         sum(wrong for _, _, wrong in results),
         answers,
         burst_s,
+        health_ms,
     )
 
 
@@ -214,6 +226,8 @@ def report(workers: int, runs: list[Run], args: argparse.Namespace) -> float:
     print(f"--workers {workers}: warm-up {warm:.1f} s (start to URL line, median)")
     print(f"  throughput {per_second:6.2f} checks/s (median of {len(runs)} runs)")
     print("  " + _lsp.row("latency per request", latencies))
+    health = [ms for r in runs for ms in r.health_ms]
+    print("  " + _lsp.row("GET /health, kept alive", health))
     counts = ", ".join(f"{s} {n}" for s, n in sorted(statuses.items()))
     print(f"  statuses: {counts}" + (f"   WARNING: {wrong} not as expected" if wrong else ""))
     for r in runs:
