@@ -92,8 +92,11 @@ def serve(
     _on_signals(stop, hurry)
     engine = _open_engine(options, options.workers)
     try:
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        # IPPROTO_TCP named: asyncio sets TCP_NODELAY only on sockets that say so, and a
+        # reply uvicorn writes in two parts (head, body) would meet Nagle's algorithm
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             sock.bind((HOST, port))
             sock.listen(BACKLOG)
