@@ -26,6 +26,7 @@ from pygls.lsp.server import LanguageServer
 from .config import ModelSettings, Settings, SettingsLayers, api_key
 from .context.index import WorkspaceIndex, settle
 from .context.slicer import warm
+from .context.summary_store import SummaryStore
 from .documents import DocumentStore
 from .metrics.store import MetricsStore, default_db_path
 from .outcomes import OutcomeTracker
@@ -219,7 +220,9 @@ class Session:
         """The root's index; the first call starts indexing it in the background."""
         index = self.indexes.get(root)
         if index is None:
-            index = self.indexes[root] = WorkspaceIndex(root, self.documents)
+            index = self.indexes[root] = WorkspaceIndex(
+                root, self.documents, store=SummaryStore.for_root(root)
+            )
             if root not in self.folders and not is_project(root):
                 # a stray file's directory (`/etc`, a home directory): not a project to
                 # scan; its files are still read on demand when a request names them
