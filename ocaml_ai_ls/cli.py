@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from . import __version__
+from .cli_paths import absolute_path
 
 COMMANDS = (
     "serve",
@@ -48,7 +49,9 @@ def _parser(snapshot: bool = True) -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     serve = sub.add_parser("serve", help="serve LSP (stdio by default)")
     serve.add_argument("--tcp", type=_host_port, metavar="HOST:PORT", help="serve on TCP")
-    serve.add_argument("--log-file", type=Path, help="write the log here instead of stderr")
+    serve.add_argument(
+        "--log-file", type=absolute_path, help="write the log here instead of stderr"
+    )
     serve.add_argument(
         "--log-level", default="warning", choices=["debug", "info", "warning", "error"]
     )
@@ -59,7 +62,9 @@ def _parser(snapshot: bool = True) -> argparse.ArgumentParser:
     )
     edit.add_argument("location", metavar="PATH[:LINE[:COL]]")
     edit.add_argument("instruction")
-    edit.add_argument("--root", type=Path, help="project root (default: nearest dune-project)")
+    edit.add_argument(
+        "--root", type=absolute_path, help="project root (default: nearest dune-project)"
+    )
     edit.add_argument("--candidates", type=int, metavar="N", help="answers to ask for (1-10)")
     edit.add_argument("--apply", action="store_true", help="write the best edit to the files")
     edit.add_argument("--json", action="store_true", help="print the command's result object")
@@ -70,7 +75,9 @@ def _parser(snapshot: bool = True) -> argparse.ArgumentParser:
         description="Index the root and print the ranked pieces the model would see.",
     )
     context.add_argument("location", metavar="PATH[:LINE]")
-    context.add_argument("--root", type=Path, help="project root (default: nearest dune-project)")
+    context.add_argument(
+        "--root", type=absolute_path, help="project root (default: nearest dune-project)"
+    )
     context.add_argument(
         "--instruction", default="", help="also look up the names this instruction mentions"
     )
@@ -91,7 +98,9 @@ def _parser(snapshot: bool = True) -> argparse.ArgumentParser:
         "`edit` and the server's start do the same first.",
     )
     recover.add_argument(
-        "--root", type=Path, help="project root (default: the project around the current directory)"
+        "--root",
+        type=absolute_path,
+        help="project root (default: the project around the current directory)",
     )
     _ces_parser(sub)
     if snapshot:
@@ -111,7 +120,9 @@ def _parser(snapshot: bool = True) -> argparse.ArgumentParser:
         "metrics database; print what is wrong and how to fix it. Exit status 1 when "
         "something failed.",
     )
-    doctor.add_argument("--root", type=Path, help="project root (default: nearest dune-project)")
+    doctor.add_argument(
+        "--root", type=absolute_path, help="project root (default: nearest dune-project)"
+    )
     doctor.add_argument("--json", action="store_true", help="print the findings as JSON")
     stats = sub.add_parser(
         "stats",
@@ -129,7 +140,7 @@ def _parser(snapshot: bool = True) -> argparse.ArgumentParser:
     stats.add_argument("--json", action="store_true", help="print a JSON list of rows")
     stats.add_argument(
         "--db",
-        type=Path,
+        type=absolute_path,
         help="the metrics database (default: telemetry.db, else $OCAML_AI_METRICS_DB, "
         "else the user data directory)",
     )
@@ -148,7 +159,9 @@ def _ces_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     ces_sub = ces.add_subparsers(dest="ces_command", required=True, metavar="{serve,check}")
 
     def common(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--root", type=Path, required=True, help="the dune project (dune-project)")
+        p.add_argument(
+            "--root", type=absolute_path, required=True, help="the dune project (dune-project)"
+        )
         p.add_argument(
             "--workers",
             type=int,
