@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -16,6 +17,7 @@ from pathlib import Path
 from . import __version__
 from .cli_paths import absolute_path
 
+EXIT_USAGE, EXIT_INTERRUPTED = 2, 130
 COMMANDS = (
     "serve",
     "edit",
@@ -263,12 +265,42 @@ def _telemetry_db() -> str:
     return settings.telemetry.db
 
 
+#: Errors that bad input (a file missing or unreadable, bytes that are not text, a
+#: malformed number or JSON) ends in where no command caught it: a message and exit 2.
+INPUT_ERRORS = (OSError, UnicodeError, ValueError)
+#: Set, the errors above end in their traceback (to find where one came from).
+TRACEBACK_ENV = "OCAML_AI_TRACEBACK"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args_in = list(sys.argv[1:] if argv is None else argv)
     if not args_in or args_in[0] not in (*COMMANDS, "-h", "--help", "--version"):
         args_in.insert(0, "serve")  # options without a command are serve's
     parser = _parser(snapshot=args_in[0] in ("snapshot", "eval", "-h", "--help"))
     args = parser.parse_args(args_in)
+    try:
+        return _run(parser, args)
+    except INPUT_ERRORS as exc:
+        if os.environ.get(TRACEBACK_ENV):
+            raise
+        print(f"ocaml-ai-ls {args.command}: {_describe(exc)}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def _describe(exc: BaseException) -> str:
+    """The error in words: an OSError's `strerror: file`, else its message (its type
+    when it has none)."""
+    if isinstance(exc, OSError) and exc.strerror:
+        where = f": {exc.filename}" if exc.filename else ""
+        return f"{exc.strerror}{where}"
+    return str(exc) or type(exc).__name__
+
+
+def _run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    """The parsed command, run."""
     if args.command == "edit":
         from .headless import EditOptions, run_edit
 

@@ -14,6 +14,9 @@ from itertools import accumulate
 
 from lsprotocol import types
 
+from .source_text import decode as decode
+from .source_text import encode as encode
+
 EOL = re.compile(rb"\r\n|\r|\n")
 EOL_STR = re.compile(r"\r\n|\r|\n")
 
@@ -30,15 +33,6 @@ class Encoding(StrEnum):
             if value == enc.value or getattr(value, "value", None) == enc.value:
                 return enc
         return cls.UTF16
-
-
-def encode(text: str) -> bytes:
-    """UTF-8, keeping lone surrogates an editor may send (they round-trip)."""
-    return text.encode("utf-8", "surrogatepass")
-
-
-def decode(data: bytes) -> str:
-    return data.decode("utf-8", "surrogatepass")
 
 
 def line_starts(data: bytes) -> list[int]:

@@ -1,0 +1,122 @@
+"""OCaml source is bytes (issue #16 item 8): a legal file that is not UTF-8 (a raw
+0xff byte in a string literal) is edited through the real headless `edit`, the real
+server and real dune, keeping every byte the edit does not change; and no command
+ends in a traceback on bad input (a message on stderr, exit status 2)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ocaml_ai_ls.source_text import decode, encode, for_display
+from tests.editor import server_env
+from tests.model_server import ScriptedModel
+
+SEP = "lib/sep.ml"
+#: Legal OCaml: a string literal holding the byte 0xff, a comment in Latin-1.
+SOURCE = b'(* s\xe9parateur *)\nlet sep = "\xff"\n\nlet join a b = a ^ sep ^ b\n'
+JOIN_TWICE = """lib/sep.ml
+<<<<<<< SEARCH
+let join a b = a ^ sep ^ b
+=======
+let join a b = a ^ sep ^ b
+
+let join3 a b c = join (join a b) c
+>>>>>>> REPLACE
+"""
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=200))
+def test_any_bytes_come_back_as_they_were(data: bytes) -> None:
+    assert encode(decode(data)) == data
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=st.characters(codec=None), max_size=50))
+def test_any_text_comes_back_as_it_was(text: str) -> None:
+    """Lone surrogates an editor may send included."""
+    assert decode(encode(text)) == text
+
+
+def test_a_byte_that_is_not_utf8_is_shown_as_the_replacement_character() -> None:
+    assert for_display(decode(b'"\xff"')) == '"\ufffd"'
+
+
+def run(project: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(
+        [sys.executable, "-m", "ocaml_ai_ls", *args],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        timeout=90,
+    )
+
+
+def test_edit_keeps_the_bytes_it_does_not_change(project: Path, model: ScriptedModel) -> None:
+    (project / SEP).write_bytes(SOURCE)
+    model.enqueue(JOIN_TWICE)
+    done = run(project, server_env(model.base_url), "edit", f"{SEP}:4", "add join3", "--apply")
+    assert done.returncode == 0, done.stderr.decode(errors="replace")
+    assert b"verification: ok" in done.stderr  # dune built the file, its byte included
+    assert (project / SEP).read_bytes() == SOURCE + b"\nlet join3 a b c = join (join a b) c\n"
+    # the diff on stdout, its context lines byte for byte (as `git diff` prints them)
+    assert b' let sep = "\xff"\n' in done.stdout
+    assert b"+let join3 a b c = join (join a b) c\n" in done.stdout
+    # the model saw the byte as U+FFFD in valid JSON
+    prompt = model.requests[0]["messages"][-1]["content"]
+    assert 'let sep = "\ufffd"' in prompt
+
+
+def test_an_edit_of_the_line_with_the_byte_is_refused_not_garbled(
+    project: Path, model: ScriptedModel
+) -> None:
+    """The model can only copy the line as U+FFFD: writing that would change the byte."""
+    (project / SEP).write_bytes(SOURCE)
+    model.enqueue(
+        f'{SEP}\n<<<<<<< SEARCH\nlet sep = "\ufffd"\n=======\nlet sep = "\ufffd\ufffd"\n'
+        ">>>>>>> REPLACE\n"
+    )
+    done = run(project, server_env(model.base_url), "edit", f"{SEP}:2", "double it", "--apply")
+    assert done.returncode == 1, done.stderr
+    assert b"Traceback" not in done.stderr
+    assert (project / SEP).read_bytes() == SOURCE
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["edit", "nowhere.ml:1", "x"], "nowhere.ml is not a file"),
+        (["edit", "lib", "x"], "lib is not a file"),
+        (["eval", "bad.jsonl"], "not JSON"),
+        (["eval", "garbage.bin"], "garbage.bin"),
+        (["eval", "lib"], "lib"),
+        (["eval-import", "multiple", "garbage.bin", "--out-dir", "out"], "garbage.bin"),
+        (["ces", "check", "--root", ".", "garbage.bin"], "not UTF-8"),
+        (["serve", "--log-file", "nowhere/server.log"], "nowhere/server.log"),
+        (["serve", "--log-file", "lib"], "Is a directory"),
+        (["recover", "--root", "garbage.bin"], "not a directory"),
+        (["snapshot", "log", "--root", "garbage.bin"], "not a directory"),
+    ],
+)
+def test_bad_input_is_a_message_and_exit_2(project: Path, args: list[str], message: str) -> None:
+    (project / "bad.jsonl").write_text('{"id": 1,\n')
+    (project / "garbage.bin").write_bytes(bytes(range(256)) * 3)
+    done = run(project, server_env("http://127.0.0.1:9/v1"), *args)
+    err = done.stderr.decode(errors="replace")
+    assert done.returncode == 2, err
+    assert "Traceback" not in err and message in err, err
+
+
+def test_a_settings_file_that_is_binary_garbage_is_a_message(project: Path) -> None:
+    (project / ".ocaml-ai.toml").write_bytes(bytes(range(256)))
+    for args in (["edit", "lib/shapes.ml:1", "x"], ["context", "lib/shapes.ml:1"]):
+        done = run(project, server_env("http://127.0.0.1:9/v1"), *args)
+        err = done.stderr.decode(errors="replace")
+        assert done.returncode == 2 and ".ocaml-ai.toml" in err, err
+        assert "Traceback" not in err
