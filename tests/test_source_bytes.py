@@ -13,6 +13,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from ocaml_ai_ls.edits.apply import apply_file_edit
+from ocaml_ai_ls.edits.parse import parse_answer
 from ocaml_ai_ls.source_text import decode, encode, for_display
 from tests.editor import server_env
 from tests.model_server import ScriptedModel
@@ -73,10 +75,22 @@ def test_edit_keeps_the_bytes_it_does_not_change(project: Path, model: ScriptedM
     assert 'let sep = "\ufffd"' in prompt
 
 
-def test_an_edit_of_the_line_with_the_byte_is_refused_not_garbled(
+def test_a_line_with_the_byte_is_edited_with_its_byte(project: Path, model: ScriptedModel) -> None:
+    """The model copies the line with U+FFFD where the byte is: the byte goes back."""
+    (project / SEP).write_bytes(SOURCE)
+    model.enqueue(
+        f'{SEP}\n<<<<<<< SEARCH\nlet sep = "\ufffd"\n=======\nlet sep = "\ufffd" ^ " "\n'
+        ">>>>>>> REPLACE\n"
+    )
+    done = run(project, server_env(model.base_url), "edit", f"{SEP}:2", "pad it", "--apply")
+    assert done.returncode == 0, done.stderr.decode(errors="replace")
+    assert (project / SEP).read_bytes() == SOURCE.replace(b'"\xff"\n', b'"\xff" ^ " "\n')
+
+
+def test_a_replacement_character_that_cannot_be_told_is_refused(
     project: Path, model: ScriptedModel
 ) -> None:
-    """The model can only copy the line as U+FFFD: writing that would change the byte."""
+    """Two U+FFFD for one byte: writing them would put characters where a byte was."""
     (project / SEP).write_bytes(SOURCE)
     model.enqueue(
         f'{SEP}\n<<<<<<< SEARCH\nlet sep = "\ufffd"\n=======\nlet sep = "\ufffd\ufffd"\n'
@@ -84,8 +98,35 @@ def test_an_edit_of_the_line_with_the_byte_is_refused_not_garbled(
     )
     done = run(project, server_env(model.base_url), "edit", f"{SEP}:2", "double it", "--apply")
     assert done.returncode == 1, done.stderr
-    assert b"Traceback" not in done.stderr
+    assert b"Traceback" not in done.stderr and b"U+FFFD" in done.stderr
     assert (project / SEP).read_bytes() == SOURCE
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "expected"),
+    [
+        # a changed line that copies the byte gets it back; the comment's byte is kept
+        ('let sep = "\ufffd"', 'let sep = "\ufffd" ^ "-"', b'let sep = "\xff" ^ "-"\n'),
+        # both lines changed, each U+FFFD back in order
+        (
+            '(* s\ufffdparateur *)\nlet sep = "\ufffd"',
+            '(* le s\ufffdparateur *)\nlet sep = "\ufffd"',
+            b'(* le s\xe9parateur *)\nlet sep = "\xff"\n',
+        ),
+        # one more U+FFFD than bytes replaced, or one where there was none: refused
+        ('let sep = "\ufffd"', 'let sep = "\ufffd\ufffd"', None),
+        ("let join a b = a ^ sep ^ b", 'let join a b = a ^ "\ufffd" ^ b', None),
+    ],
+)
+def test_the_applier_puts_the_bytes_back(old: str, new: str, expected: bytes | None) -> None:
+    answer = f"{SEP}\n<<<<<<< SEARCH\n{old}\n=======\n{new}\n>>>>>>> REPLACE\n"
+    result = apply_file_edit(decode(SOURCE), parse_answer(answer).edits[0])
+    if expected is None:
+        assert result.text is None and "U+FFFD" in result.failures[0].reason
+    else:
+        assert result.text is not None
+        assert expected in encode(result.text)
+        assert len(encode(result.text).splitlines()) == len(SOURCE.splitlines())
 
 
 @pytest.mark.parametrize(
