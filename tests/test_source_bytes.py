@@ -138,7 +138,7 @@ def test_the_applier_puts_the_bytes_back(old: str, new: str, expected: bytes | N
         (["eval", "garbage.bin"], "garbage.bin"),
         (["eval", "lib"], "lib"),
         (["eval-import", "multiple", "garbage.bin", "--out-dir", "out"], "garbage.bin"),
-        (["ces", "check", "--root", ".", "garbage.bin"], "not UTF-8"),
+        (["ces", "check", "--root", ".", "lib"], "cannot read lib"),
         (["serve", "--log-file", "nowhere/server.log"], "nowhere/server.log"),
         (["serve", "--log-file", "lib"], "Is a directory"),
         (["recover", "--root", "garbage.bin"], "not a directory"),
@@ -161,3 +161,27 @@ def test_a_settings_file_that_is_binary_garbage_is_a_message(project: Path) -> N
         err = done.stderr.decode(errors="replace")
         assert done.returncode == 2 and ".ocaml-ai.toml" in err, err
         assert "Traceback" not in err
+
+
+def test_ces_check_takes_a_diff_with_the_bytes_themselves(project: Path, tmp_path: Path) -> None:
+    """A diff as `git diff` (and `edit`) prints it, the byte in a context line."""
+    (project / SEP).write_bytes(SOURCE)
+    diff = (
+        b"--- a/lib/sep.ml\n+++ b/lib/sep.ml\n@@ -2,3 +2,5 @@\n"
+        b' let sep = "\xff"\n \n let join a b = a ^ sep ^ b\n'
+        b"+\n+let join3 a b c = join (join a b) c\n"
+    )
+    (project / "change.diff").write_bytes(diff)
+    env = server_env("http://127.0.0.1:9/v1", XDG_CACHE_HOME=str(tmp_path / "cache"))
+    for args, stdin in ((["change.diff"], None), (["-"], diff)):
+        done = subprocess.run(
+            [sys.executable, "-m", "ocaml_ai_ls", "ces", "check", "--root", ".", *args],
+            cwd=project,
+            env=env,
+            input=stdin,
+            capture_output=True,
+            timeout=90,
+        )
+        assert done.returncode == 0, done.stderr.decode(errors="replace")
+        assert b'"status": "ok"' in done.stdout
+    assert (project / SEP).read_bytes() == SOURCE  # ces only reads the project

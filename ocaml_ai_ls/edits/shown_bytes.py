@@ -1,7 +1,7 @@
 """Edits of a file with bytes that are not UTF-8, made on the text the model saw.
 
 The model sees such a byte as U+FFFD (`source_text.for_display`), so its SEARCH
-lines quote U+FFFD where the file has the byte. The edit is applied to the text as
+lines quote U+FFFD where the file has the byte. Such an edit is applied to the text as
 shown (each byte one U+FFFD, so lines and columns are the same), then the bytes
 are put back: unchanged lines are the file's own; a changed block that quotes as
 many U+FFFD as the lines it replaces had such bytes gets them back in order
@@ -16,7 +16,7 @@ import re
 from collections.abc import Callable
 
 from ..source_text import for_display
-from .model import FileApplyResult, HunkFailure
+from .model import FileApplyResult, FileEdit, HunkFailure
 
 _REPLACEMENT = "\ufffd"
 _ESCAPED = re.compile("[\udc80-\udcff]")
@@ -25,6 +25,14 @@ _ESCAPED = re.compile("[\udc80-\udcff]")
 def has_raw_bytes(text: str | None) -> bool:
     """Whether the text holds bytes that are not UTF-8 (see `source_text`)."""
     return text is not None and _ESCAPED.search(text) is not None
+
+
+def quotes_shown_bytes(edit: FileEdit) -> bool:
+    """Whether the edit holds U+FFFD, as a model quoting such bytes writes them (a
+    diff with the bytes themselves, as `git diff` prints them, applies as it is)."""
+    if edit.content is not None:
+        return _REPLACEMENT in edit.content
+    return any(_REPLACEMENT in line for h in edit.hunks for line in (*h.old, *h.new))
 
 
 def apply_as_shown(
