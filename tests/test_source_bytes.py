@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 from ocaml_ai_ls.edits.apply import apply_file_edit
 from ocaml_ai_ls.edits.parse import parse_answer
+from ocaml_ai_ls.positions import Encoding, LineIndex
 from ocaml_ai_ls.source_text import decode, encode, for_display
 from tests.editor import server_env
 from tests.model_server import ScriptedModel
@@ -44,6 +45,20 @@ def test_any_bytes_come_back_as_they_were(data: bytes) -> None:
 def test_any_text_comes_back_as_it_was(text: str) -> None:
     """Lone surrogates an editor may send included."""
     assert decode(encode(text)) == text
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=60), st.sampled_from(list(Encoding)))
+def test_positions_fall_between_the_characters_the_bytes_decode_to(
+    data: bytes, encoding: Encoding
+) -> None:
+    """A byte that is not UTF-8 is one character to positions as to `decode` (a
+    Latin-1 0xa9 looks like a continuation byte: it is not snapped into the previous
+    character)."""
+    text, index = decode(data), LineIndex(data, encoding)
+    for i in range(len(text) + 1):
+        offset = len(encode(text[:i]))
+        assert index.offset(index.position(offset)) == offset
 
 
 def test_a_byte_that_is_not_utf8_is_shown_as_the_replacement_character() -> None:
