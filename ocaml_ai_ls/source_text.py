@@ -1,11 +1,12 @@
 """OCaml source is bytes: its text for Python, with every byte kept.
 
 OCaml reads a source file as bytes, so a legal file may hold bytes that are not
-UTF-8 (a raw `"\\xff"` in a string literal, a Latin-1 comment). Such a byte decodes to
-a lone surrogate (U+DC80..U+DCFF, Python's `surrogateescape`) and encodes back to
-itself, so a file read, edited elsewhere and written keeps every byte the edit did
-not change. Other lone surrogates (an editor may send one) encode as UTF-8 would
-if it allowed them (`surrogatepass`), as before.
+UTF-8 (a raw `"\\xff"` in a string literal, a Latin-1 comment). Such a byte decodes
+to a lone surrogate (U+DC80..U+DCFF, as Python's `surrogateescape`) and encodes back
+to itself, so a file read, edited elsewhere and written keeps every byte the edit
+did not change. The other lone surrogates (an editor may send one) go through
+UTF-8's three-byte form both ways (as `surrogatepass`): bytes → text → bytes and
+text → bytes → text both give back what they started from.
 """
 
 from __future__ import annotations

@@ -58,6 +58,8 @@ def test_positions_fall_between_the_characters_the_bytes_decode_to(
     text, index = decode(data), LineIndex(data, encoding)
     for i in range(len(text) + 1):
         offset = len(encode(text[:i]))
+        if data[offset - 1 : offset + 1] == b"\r\n":
+            continue  # inside a line's end: no position there
         assert index.offset(index.position(offset)) == offset
 
 
