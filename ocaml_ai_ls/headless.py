@@ -244,7 +244,7 @@ def _report(result: Any, opts: EditOptions, apply_failure: list[str]) -> int:
     best = candidates[0]
     verification = best.get("verification", {})
     if not opts.json:
-        print(best.get("diff", ""), end="")
+        _print_source(best.get("diff", ""))
         print(f"verification: {verification.get('status')}", file=sys.stderr)
         for err in verification.get("errors", [])[:5]:
             before = " (the project had it before)" if err.get("preexisting") else ""
@@ -257,6 +257,14 @@ def _report(result: Any, opts: EditOptions, apply_failure: list[str]) -> int:
         print(f"ocaml-ai-ls: the edit was not applied: {reason}", file=sys.stderr)
         return EXIT_NO_EDIT
     return EXIT_OK
+
+
+def _print_source(text: str) -> None:
+    """Source text as its bytes (a byte that is not UTF-8 as itself, like `git diff`),
+    whatever the terminal's error handler."""
+    sys.stdout.flush()
+    sys.stdout.buffer.write(encode(text))
+    sys.stdout.buffer.flush()
 
 
 def _rejections(result: dict[str, Any]) -> str:
