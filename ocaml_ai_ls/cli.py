@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
 from . import __version__
+from .cli_paths import absolute_path
 
+EXIT_USAGE, EXIT_INTERRUPTED = 2, 130
 COMMANDS = (
     "serve",
     "edit",
@@ -49,7 +52,9 @@ def _parser(snapshot: bool = True) -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     serve = sub.add_parser("serve", help="serve LSP (stdio by default)")
     serve.add_argument("--tcp", type=_host_port, metavar="HOST:PORT", help="serve on TCP")
-    serve.add_argument("--log-file", type=Path, help="write the log here instead of stderr")
+    serve.add_argument(
+        "--log-file", type=absolute_path, help="write the log here instead of stderr"
+    )
     serve.add_argument(
         "--log-level", default="warning", choices=["debug", "info", "warning", "error"]
     )
@@ -60,7 +65,9 @@ def _parser(snapshot: bool = True) -> argparse.ArgumentParser:
     )
     edit.add_argument("location", metavar="PATH[:LINE[:COL]]")
     edit.add_argument("instruction")
-    edit.add_argument("--root", type=Path, help="project root (default: nearest dune-project)")
+    edit.add_argument(
+        "--root", type=absolute_path, help="project root (default: nearest dune-project)"
+    )
     edit.add_argument("--candidates", type=int, metavar="N", help="answers to ask for (1-10)")
     edit.add_argument("--apply", action="store_true", help="write the best edit to the files")
     edit.add_argument("--json", action="store_true", help="print the command's result object")
@@ -71,7 +78,9 @@ def _parser(snapshot: bool = True) -> argparse.ArgumentParser:
         description="Index the root and print the ranked pieces the model would see.",
     )
     context.add_argument("location", metavar="PATH[:LINE]")
-    context.add_argument("--root", type=Path, help="project root (default: nearest dune-project)")
+    context.add_argument(
+        "--root", type=absolute_path, help="project root (default: nearest dune-project)"
+    )
     context.add_argument(
         "--instruction", default="", help="also look up the names this instruction mentions"
     )
@@ -92,7 +101,9 @@ def _parser(snapshot: bool = True) -> argparse.ArgumentParser:
         "`edit` and the server's start do the same first.",
     )
     recover.add_argument(
-        "--root", type=Path, help="project root (default: the project around the current directory)"
+        "--root",
+        type=absolute_path,
+        help="project root (default: the project around the current directory)",
     )
     _ces_parser(sub)
     if snapshot:
@@ -112,7 +123,9 @@ def _parser(snapshot: bool = True) -> argparse.ArgumentParser:
         "metrics database; print what is wrong and how to fix it. Exit status 1 when "
         "something failed.",
     )
-    doctor.add_argument("--root", type=Path, help="project root (default: nearest dune-project)")
+    doctor.add_argument(
+        "--root", type=absolute_path, help="project root (default: nearest dune-project)"
+    )
     doctor.add_argument("--json", action="store_true", help="print the findings as JSON")
     stats = sub.add_parser(
         "stats",
@@ -130,7 +143,7 @@ def _parser(snapshot: bool = True) -> argparse.ArgumentParser:
     stats.add_argument("--json", action="store_true", help="print a JSON list of rows")
     stats.add_argument(
         "--db",
-        type=Path,
+        type=absolute_path,
         help="the metrics database (default: telemetry.db, else $OCAML_AI_METRICS_DB, "
         "else the user data directory)",
     )
@@ -155,7 +168,9 @@ def _ces_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     ces_sub = ces.add_subparsers(dest="ces_command", required=True, metavar="{serve,check}")
 
     def common(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--root", type=Path, required=True, help="the dune project (dune-project)")
+        p.add_argument(
+            "--root", type=absolute_path, required=True, help="the dune project (dune-project)"
+        )
         p.add_argument(
             "--workers",
             type=int,
@@ -276,12 +291,42 @@ def _telemetry_db() -> str:
     return settings.telemetry.db
 
 
+#: Errors that bad input (a file missing or unreadable, bytes that are not text, a
+#: malformed number or JSON) ends in where no command caught it: a message and exit 2.
+INPUT_ERRORS = (OSError, UnicodeError, ValueError)
+#: Set, the errors above end in their traceback (to find where one came from).
+TRACEBACK_ENV = "OCAML_AI_TRACEBACK"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args_in = list(sys.argv[1:] if argv is None else argv)
     if not args_in or args_in[0] not in (*COMMANDS, "-h", "--help", "--version"):
         args_in.insert(0, "serve")  # options without a command are serve's
     parser = _parser(snapshot=args_in[0] in ("snapshot", "eval", "-h", "--help"))
     args = parser.parse_args(args_in)
+    try:
+        return _run(parser, args)
+    except INPUT_ERRORS as exc:
+        if os.environ.get(TRACEBACK_ENV):
+            raise
+        print(f"ocaml-ai-ls {args.command}: {_describe(exc)}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def _describe(exc: BaseException) -> str:
+    """The error in words: an OSError's `strerror: file`, else its message (its type
+    when it has none)."""
+    if isinstance(exc, OSError) and exc.strerror:
+        where = f": {exc.filename}" if exc.filename else ""
+        return f"{exc.strerror}{where}"
+    return str(exc) or type(exc).__name__
+
+
+def _run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    """The parsed command, run."""
     if args.command == "edit":
         from .headless import EditOptions, run_edit
 

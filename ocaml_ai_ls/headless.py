@@ -1,23 +1,31 @@
 """`ocaml-ai-ls edit`: the editor's path, driven from a terminal.
 
-Starts the server as a subprocess and speaks LSP to it over stdio, exactly as
-an editor would; with `--apply` it plays the editor's part of
-`workspace/applyEdit` and writes the files (only inside the root).
+Runs the real server in a thread of this process and speaks LSP to it over a
+socket pair, exactly as an editor would over stdio; with `--apply` it plays the
+editor's part of `workspace/applyEdit` and writes the files (only inside the
+root). One process, not two: a one-shot edit is mostly start-up, and the
+second interpreter with its own imports of pygls and lsprotocol cost more than
+the edit itself.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import logging
 import os
 import re
 import signal
+import socket
 import sys
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from lsprotocol import types
+from pygls.io_ import run_async
 from pygls.lsp.client import LanguageClient
 
 from . import __version__
@@ -32,6 +40,7 @@ from .workspace import find_root
 EXIT_OK, EXIT_NO_EDIT, EXIT_USAGE = 0, 1, 2
 _LOCATION = re.compile(r"\A(?P<path>.+?)(?::(?P<line>\d+))?(?::(?P<col>\d+))?\Z")
 REQUEST_ID = "ocaml-ai-edit"
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -143,7 +152,8 @@ async def _run(opts: EditOptions) -> int:
     if opts.candidates is not None:
         arg["candidates"] = opts.candidates
 
-    client = LanguageClient("ocaml-ai-ls edit", __version__)
+    _quiet_logs(opts.verbose)
+    client = PairClient("ocaml-ai-ls edit", __version__)
     apply_failure: list[str] = []
 
     @client.feature(types.WORKSPACE_APPLY_EDIT)
@@ -173,9 +183,9 @@ async def _run(opts: EditOptions) -> int:
         if opts.verbose:
             print(f"ocaml-ai-ls: {params.message}", file=sys.stderr)
 
-    server_args = ["-m", "ocaml_ai_ls", "--log-level", "debug" if opts.verbose else "warning"]
-    await client.start_io(sys.executable, *server_args)
-    drain = asyncio.ensure_future(_drain_stderr(client, opts.verbose))
+    ours, theirs = socket.socketpair()
+    server = serve_in_thread(theirs)
+    await client.start_pair(ours)
     loop = asyncio.get_running_loop()
     try:
         await client.initialize_async(
@@ -213,8 +223,8 @@ async def _run(opts: EditOptions) -> int:
             print("\r\x1b[K", end="", file=sys.stderr)
         return _report(result, opts, apply_failure)
     finally:
-        await _stop(client)
-        drain.cancel()
+        await _stop(client, server)
+        ours.close()
 
 
 def to_json_pos(pos: types.Position) -> dict[str, int]:
@@ -234,7 +244,7 @@ def _report(result: Any, opts: EditOptions, apply_failure: list[str]) -> int:
     best = candidates[0]
     verification = best.get("verification", {})
     if not opts.json:
-        print(best.get("diff", ""), end="")
+        _print_source(best.get("diff", ""))
         print(f"verification: {verification.get('status')}", file=sys.stderr)
         for err in verification.get("errors", [])[:5]:
             before = " (the project had it before)" if err.get("preexisting") else ""
@@ -249,35 +259,81 @@ def _report(result: Any, opts: EditOptions, apply_failure: list[str]) -> int:
     return EXIT_OK
 
 
+def _print_source(text: str) -> None:
+    """Source text as its bytes (a byte that is not UTF-8 as itself, like `git diff`),
+    whatever the terminal's error handler."""
+    sys.stdout.flush()
+    sys.stdout.buffer.write(encode(text))
+    sys.stdout.buffer.flush()
+
+
 def _rejections(result: dict[str, Any]) -> str:
     reasons = [r.get("reason", "") for r in result.get("rejected") or []]
     return "no usable edit: " + "; ".join(reasons) if reasons else "no usable edit"
 
 
-async def _drain_stderr(client: LanguageClient, verbose: bool) -> None:
-    """Read the server's stderr so it can never block on a full pipe."""
-    process = getattr(client, "_server", None)
-    stream = getattr(process, "stderr", None)
-    if stream is None:
-        return
-    while line := await stream.readline():
-        if verbose:
-            sys.stderr.write(line.decode("utf-8", "replace"))
+class PairClient(LanguageClient):
+    """A client of a server in this process: `start_tcp` over a socket it is given."""
+
+    async def start_pair(self, sock: socket.socket) -> None:
+        reader, writer = await asyncio.open_connection(sock=sock)
+        self.protocol.set_writer(writer)
+        connection = asyncio.create_task(
+            run_async(
+                stop_event=self._stop_event,
+                reader=reader,
+                protocol=self.protocol,
+                logger=log,
+                error_handler=self.report_server_error,
+            )
+        )
+        self._async_tasks.append(connection)
 
 
-async def _stop(client: LanguageClient) -> None:
+def serve_in_thread(sock: socket.socket) -> threading.Thread:
+    """The real server, on its own event loop in a daemon thread, over `sock`
+    (what it does on stdio for an editor)."""
+    from .server import create_server
+
+    server = create_server()
+    reader, writer = sock.makefile("rb"), sock.makefile("wb")
+
+    def serve() -> None:
+        try:
+            server.start_io(reader, writer)
+        finally:
+            for stream in (reader, writer):
+                with contextlib.suppress(OSError):
+                    stream.close()
+            sock.close()
+
+    thread = threading.Thread(target=serve, name="ocaml-ai-ls server", daemon=True)
+    thread.start()
+    return thread
+
+
+def _quiet_logs(verbose: bool) -> None:
+    """The server's log on stderr with `--verbose`, else nowhere (as the subprocess
+    server's was)."""
+    root = logging.getLogger()
+    if verbose:
+        logging.basicConfig(
+            level=logging.DEBUG, format="ocaml-ai-ls: %(levelname)s %(name)s: %(message)s"
+        )
+    elif not root.handlers:
+        root.addHandler(logging.NullHandler())
+
+
+async def _stop(client: LanguageClient, server: threading.Thread) -> None:
     try:
         await asyncio.wait_for(client.shutdown_async(None), 5)
         client.exit(None)
     except Exception:
         pass
-    process = getattr(client, "_server", None)
-    if process is not None:
-        try:
-            await asyncio.wait_for(process.wait(), 5)
-        except TimeoutError:
-            process.kill()
+    await asyncio.to_thread(server.join, 5)
     await client.stop()  # type: ignore[no-untyped-call]
+    if server.is_alive():
+        log.warning("the server did not stop within 5 s")
 
 
 _CAPABILITIES = types.ClientCapabilities(

@@ -14,6 +14,9 @@ from itertools import accumulate
 
 from lsprotocol import types
 
+from .source_text import decode as decode
+from .source_text import encode as encode
+
 EOL = re.compile(rb"\r\n|\r|\n")
 EOL_STR = re.compile(r"\r\n|\r|\n")
 
@@ -30,15 +33,6 @@ class Encoding(StrEnum):
             if value == enc.value or getattr(value, "value", None) == enc.value:
                 return enc
         return cls.UTF16
-
-
-def encode(text: str) -> bytes:
-    """UTF-8, keeping lone surrogates an editor may send (they round-trip)."""
-    return text.encode("utf-8", "surrogatepass")
-
-
-def decode(data: bytes) -> str:
-    return data.decode("utf-8", "surrogatepass")
 
 
 def line_starts(data: bytes) -> list[int]:
@@ -64,6 +58,31 @@ def line_content_end(data: bytes, starts: list[int], line: int) -> int:
     return end
 
 
+#: A UTF-8 character's length by its first byte: (length, first byte below this).
+_UTF8_LEADS = ((0, 0xC2), (2, 0xE0), (3, 0xF0), (4, 0xF5))
+
+
+def char_start(data: bytes, offset: int) -> int:
+    """`offset`, or the start of the UTF-8 character it falls inside. A byte that is
+    not part of valid UTF-8 (a Latin-1 `\\xa9` in a string) is a character of its
+    own, as `source_text` decodes it, even when it looks like a continuation byte."""
+    if not 0 < offset < len(data) or data[offset] & 0xC0 != 0x80:
+        return offset
+    for start in range(offset - 1, max(-1, offset - 4), -1):
+        lead = data[start]
+        if lead & 0xC0 == 0x80:
+            continue
+        width = next((n for n, top in _UTF8_LEADS if lead < top), 0)
+        if start + width > offset:
+            try:
+                data[start : start + width].decode("utf-8")
+            except UnicodeDecodeError:
+                return offset
+            return start
+        return offset
+    return offset
+
+
 def units(text: str, encoding: Encoding) -> int:
     """Length of `text` in the encoding's code units."""
     if encoding is Encoding.UTF32:
@@ -78,10 +97,7 @@ def _col_to_bytes(line: bytes, character: int, encoding: Encoding) -> int:
     if character <= 0:
         return 0
     if encoding is Encoding.UTF8:
-        col = min(character, len(line))
-        while 0 < col < len(line) and (line[col] & 0xC0) == 0x80:
-            col -= 1  # never split a character
-        return col
+        return char_start(line, min(character, len(line)))  # never split a character
     text = decode(line)
     seen = 0
     for index, ch in enumerate(text):
@@ -123,9 +139,7 @@ class LineIndex:
 
     def position(self, offset: int) -> types.Position:
         """LSP position of a byte offset (inside a character: that character's)."""
-        offset = max(0, min(offset, len(self.data)))
-        while 0 < offset < len(self.data) and (self.data[offset] & 0xC0) == 0x80:
-            offset -= 1
+        offset = char_start(self.data, max(0, min(offset, len(self.data))))
         row = bisect.bisect_right(self.starts, offset) - 1
         start = self.starts[row]
         prefix = self.data[start:offset]

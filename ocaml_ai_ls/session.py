@@ -18,7 +18,7 @@ import shutil
 import threading
 from collections.abc import Callable, Coroutine, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lsprotocol import types
 from pygls.lsp.server import LanguageServer
@@ -26,6 +26,7 @@ from pygls.lsp.server import LanguageServer
 from .config import ModelSettings, Settings, SettingsLayers, api_key
 from .context.index import WorkspaceIndex, settle
 from .context.slicer import warm
+from .context.summary_store import SummaryStore
 from .documents import DocumentStore
 from .metrics.store import MetricsStore, default_db_path
 from .outcomes import OutcomeTracker
@@ -34,12 +35,14 @@ from .pipeline import Checker, EditorSupport
 from .progress import Progress
 from .providers import ManagedProvider, make_provider
 from .request import RequestError
-from .snapshots.recorder import Recorder
 from .uris import uri_to_path
 from .verify.pool import PoolBusy, ShadowPool
 from .verify.result import Verification
 from .verify.single import SingleFileChecker, disk_reader
 from .workspace import Workspace, find_root, is_project
+
+if TYPE_CHECKING:  # imported when recording starts: most sessions never record
+    from .snapshots.recorder import Recorder
 
 log = logging.getLogger(__name__)
 
@@ -160,6 +163,8 @@ class Session:
         self.recorders = {}
         if not self.settings.snapshots.enabled or self.stopping.is_set():
             return
+        from .snapshots.recorder import Recorder
+
         for folder in self.folders:
             buffers = functools.partial(self.buffers_under, folder)
             recorder = Recorder(folder, self.settings.snapshots, buffers)
@@ -219,7 +224,9 @@ class Session:
         """The root's index; the first call starts indexing it in the background."""
         index = self.indexes.get(root)
         if index is None:
-            index = self.indexes[root] = WorkspaceIndex(root, self.documents)
+            index = self.indexes[root] = WorkspaceIndex(
+                root, self.documents, store=SummaryStore.for_root(root)
+            )
             if root not in self.folders and not is_project(root):
                 # a stray file's directory (`/etc`, a home directory): not a project to
                 # scan; its files are still read on demand when a request names them
@@ -260,6 +267,9 @@ class Session:
             await progress.begin(index.root.name)
             progress.on_cancel(cancelled.set)
             await scan
+            # requests slice from the whole index from now on; warming only spares the
+            # next ones some work (a one-shot `edit` does not wait for it)
+            done.set()
             ws = Workspace(index.root, self.documents)
             await asyncio.to_thread(warm, index, ws, stop)
             await asyncio.to_thread(settle)

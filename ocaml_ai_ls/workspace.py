@@ -14,6 +14,7 @@ from pathlib import Path, PurePosixPath
 
 from .documents import DocumentStore
 from .paths import SKIPPED_DIRS, is_inside
+from .source_text import read_source
 from .uris import path_to_uri
 
 #: Files larger than this are not read (a generated file, not source).
@@ -86,8 +87,8 @@ class Workspace:
         try:
             if not path.is_file() or path.stat().st_size > MAX_FILE_BYTES:
                 return None
-            text = path.read_bytes().decode("utf-8")
-        except (OSError, UnicodeDecodeError):
+            text = read_source(path)
+        except OSError:
             return None
         return FileText(path, self.rel(path), uri, text, None)
 

@@ -273,3 +273,26 @@ def test_the_package_documentation_passes_checkdoc(tmp_path: Path) -> None:
         tmp_path, "--eval", f"(progn (require 'eglot) (checkdoc-file {json.dumps(str(PACKAGE))}))"
     )
     assert "Warning" not in output, output
+
+
+@pytest.mark.parametrize("tuareg", [False, True])
+def test_stock_emacs_opens_ocaml_files_in_our_mode_and_starts_eglot(
+    project: Path, model: ScriptedModel, tmp_path: Path, tuareg: bool
+) -> None:
+    """Debian's Emacs has no OCaml mode (issue #16 item 9): with only our client
+    loaded, as the README says, a .ml file opens in `ocaml-ai-ocaml-mode` and eglot
+    starts ocaml-ai-ls on it; with tuareg installed, tuareg's mode is kept."""
+    path = project / SHAPES
+    line = area_line(project)
+    path.write_text(path.read_text().replace("let area", f"(* ai: {INSTRUCTION} *)\nlet area", 1))
+
+    result = run_emacs("stock", project, model, tmp_path, line=line, tuareg=tuareg)
+
+    assert result["tuareg_before"] is False  # the machine's Emacs is stock
+    assert result["mode"] == ("tuareg-mode" if tuareg else "ocaml-ai-ocaml-mode")
+    assert result["registered"] is (not tuareg)
+    assert result["server_class"] == "ocaml-ai-eglot-server"
+    assert f"AI: {INSTRUCTION}" in result["offered"]  # the server read the buffer
+    if not tuareg:
+        assert result["comment"] == ["(* ", " *)"] and result["in_comment"] is True
+    assert model.requests == []  # listing actions does not ask the model

@@ -9,6 +9,7 @@ import pytest
 from lsprotocol import types
 
 from ocaml_ai_ls.documents import DocumentStore
+from ocaml_ai_ls.source_text import encode
 from ocaml_ai_ls.uris import path_to_uri
 from ocaml_ai_ls.workspace import PathRefused, Workspace, find_root
 
@@ -73,10 +74,12 @@ def test_read_prefers_open_buffer(ws: Workspace) -> None:
     )
 
 
-def test_read_refuses_non_utf8(ws: Workspace) -> None:
+def test_read_keeps_the_bytes_of_a_file_that_is_not_utf8(ws: Workspace) -> None:
+    """Legal OCaml (issue #16 item 8): its text gives its bytes back."""
     path = ws.root / "lib" / "bin.ml"
     path.write_bytes(b'let s = "\xff"\n')
-    assert ws.read(path) is None
+    found = ws.read(path)
+    assert found is not None and encode(found.text) == b'let s = "\xff"\n'
 
 
 def test_find_root(tmp_path: Path) -> None:

@@ -19,7 +19,10 @@
 ;;   (require 'ocaml-ai)
 ;;   (ocaml-ai-setup)          ; eglot runs ocaml-ai-ls for OCaml buffers
 ;;
-;; Then `M-x eglot' in an OCaml buffer.  Two ways to ask for an edit:
+;; Then `M-x eglot' in an OCaml buffer.  Stock Emacs has no OCaml major
+;; mode: install tuareg (Debian: elpa-tuareg); without one, `ocaml-ai-setup'
+;; opens .ml and .mli files in `ocaml-ai-ocaml-mode', a minimal mode of
+;; this package.  Two ways to ask for an edit:
 ;;
 ;; - Write a comment (* ai: make rectangle areas non-negative *) above
 ;;   or inside a definition and run `M-x eglot-code-actions' on it: the
@@ -60,9 +63,14 @@
   :type '(repeat string))
 
 (defcustom ocaml-ai-major-modes
-  '(tuareg-mode caml-mode ocaml-ts-mode neocaml-mode)
+  '(tuareg-mode caml-mode ocaml-ts-mode neocaml-mode ocaml-ai-ocaml-mode)
   "Major modes whose buffers `ocaml-ai-setup' gives to ocaml-ai-ls in eglot."
   :type '(repeat symbol))
+
+(defconst ocaml-ai-ocaml-modes '(tuareg-mode caml-mode ocaml-ts-mode neocaml-mode)
+  "OCaml major modes of other packages.
+With none of them, `ocaml-ai-setup' opens .ml and .mli files in
+`ocaml-ai-ocaml-mode'.")
 
 (defcustom ocaml-ai-eglot-by-default t
   "Whether `ocaml-ai-setup' makes eglot start ocaml-ai-ls for OCaml buffers.
@@ -145,6 +153,69 @@ model and the compiler, which takes longer.  Run from
     :server-id 'ocaml-ai-ls
     :initialization-options (lambda () ocaml-ai-initialization-options))))
 
+;;;; A minimal OCaml mode, for an Emacs without one
+
+(defvar ocaml-ai-ocaml-mode-syntax-table
+  (let ((table (make-syntax-table)))
+    ;; (* comments *), nested as OCaml nests them
+    (modify-syntax-entry ?\( "()1n" table)
+    (modify-syntax-entry ?\) ")(4n" table)
+    (modify-syntax-entry ?* ". 23n" table)
+    (modify-syntax-entry ?\" "\"" table)
+    (modify-syntax-entry ?\\ "\\" table)
+    ;; part of names: foo_bar, x', M.x is two names
+    (modify-syntax-entry ?_ "_" table)
+    (modify-syntax-entry ?' "_" table)
+    (dolist (c '(?+ ?- ?= ?< ?> ?| ?& ?@ ?^ ?! ?? ?~ ?% ?/ ?: ?. ?, ?\;))
+      (modify-syntax-entry c "." table))
+    table)
+  "Syntax of `ocaml-ai-ocaml-mode': OCaml's comments, strings and names.")
+
+(defconst ocaml-ai-ocaml-keywords
+  '("and" "as" "assert" "begin" "class" "constraint" "do" "done" "downto" "else"
+    "end" "exception" "external" "for" "fun" "function" "functor" "if" "in"
+    "include" "inherit" "initializer" "lazy" "let" "match" "method" "module"
+    "mutable" "new" "nonrec" "object" "of" "open" "private" "rec" "sig" "struct"
+    "then" "to" "try" "type" "val" "virtual" "when" "while" "with")
+  "OCaml's keywords, for `ocaml-ai-ocaml-mode''s highlighting.")
+
+(defvar ocaml-ai-ocaml-font-lock-keywords
+  `((,(regexp-opt ocaml-ai-ocaml-keywords 'symbols) . font-lock-keyword-face)
+    ("\\_<\\(?:let\\|and\\)\\(?:[ \t]+rec\\)?[ \t]+\\([a-z_][A-Za-z0-9_']*\\)"
+     1 font-lock-function-name-face)
+    ("\\_<[A-Z][A-Za-z0-9_']*" . font-lock-type-face))
+  "Highlighting of `ocaml-ai-ocaml-mode': keywords, defined names, modules.")
+
+;;;###autoload
+(define-derived-mode ocaml-ai-ocaml-mode prog-mode "OCaml"
+  "A minimal major mode for OCaml, for an Emacs without one (stock Emacs).
+So that eglot can serve .ml and .mli files.  It knows
+comments, strings and keywords; indentation keeps the previous line's.
+`ocaml-ai-setup' opens OCaml files in it only when none of
+`ocaml-ai-ocaml-modes' is installed: tuareg (Debian's elpa-tuareg,
+or `package-install' tuareg) is the one to use."
+  :syntax-table ocaml-ai-ocaml-mode-syntax-table
+  (setq-local comment-start "(* ")
+  (setq-local comment-end " *)")
+  (setq-local comment-start-skip "(\\*+[ \t]*")
+  (setq-local comment-end-skip "[ \t]*\\*+)")
+  (setq-local indent-line-function #'indent-relative)
+  (setq-local font-lock-defaults '(ocaml-ai-ocaml-font-lock-keywords)))
+
+(defun ocaml-ai--ocaml-mode-installed-p ()
+  "Non-nil when an OCaml major mode is there (maybe autoloaded).
+One of `ocaml-ai-ocaml-modes', or any mode `auto-mode-alist' already
+gives .ml files other than stock Emacs' `lisp-mode'."
+  (let ((mode (assoc-default "x.ml" auto-mode-alist #'string-match)))
+    (or (seq-some #'fboundp ocaml-ai-ocaml-modes)
+        (and mode (not (memq mode '(lisp-mode ocaml-ai-ocaml-mode)))))))
+
+(defun ocaml-ai--register-ocaml-mode ()
+  "Open .ml and .mli files in `ocaml-ai-ocaml-mode' without an OCaml mode.
+In front of `auto-mode-alist': stock Emacs opens .ml files in `lisp-mode'."
+  (unless (ocaml-ai--ocaml-mode-installed-p)
+    (add-to-list 'auto-mode-alist '("\\.mli?\\'" . ocaml-ai-ocaml-mode))))
+
 ;;;###autoload
 (defun ocaml-ai-setup ()
   "Set eglot (and lsp-mode, once loaded) up for ocaml-ai-ls.
@@ -152,12 +223,19 @@ With `ocaml-ai-eglot-by-default', put an entry for the modes of
 `ocaml-ai-major-modes' in front of `eglot-server-programs', so that
 eglot starts ocaml-ai-ls instead of ocamllsp for them.  Make eglot
 wait for generations in buffers served by ocaml-ai-ls.  Once
-lsp-mode is loaded, register ocaml-ai-ls with it as an add-on server."
+lsp-mode is loaded, register ocaml-ai-ls with it as an add-on server.
+Without an OCaml major mode (stock Emacs), open .ml and .mli files in
+`ocaml-ai-ocaml-mode', which eglot serves with ocaml-ai-ls."
   (interactive)
+  (ocaml-ai--register-ocaml-mode)
   (setq eglot-server-programs
         (cl-remove-if #'ocaml-ai--our-entry-p eglot-server-programs))
   (when ocaml-ai-eglot-by-default
     (push (cons (ocaml-ai--eglot-modes ocaml-ai-major-modes) #'ocaml-ai--eglot-contact)
+          eglot-server-programs))
+  (unless ocaml-ai-eglot-by-default
+    ;; our own mode has no other server: ocaml-ai-ls serves it whatever the default
+    (push (cons (ocaml-ai--eglot-modes '(ocaml-ai-ocaml-mode)) #'ocaml-ai--eglot-contact)
           eglot-server-programs))
   (add-hook 'eglot-managed-mode-hook #'ocaml-ai--managed-hook)
   (with-eval-after-load 'lsp-mode (ocaml-ai--lsp-register)))

@@ -30,6 +30,7 @@ from ..uris import path_to_uri, uri_to_path
 from .dune import DuneFile, DuneSyntaxError, Stanza, module_name, read_dune
 from .parsing import SourceKind, parse
 from .summary import ChunkCache, FileSummary, resummarize, summarize
+from .summary_store import SummaryStore
 
 log = logging.getLogger(__name__)
 
@@ -156,11 +157,18 @@ class WorkspaceIndex:
     """Summaries and module structure of one workspace root."""
 
     def __init__(
-        self, root: Path, documents: DocumentStore | None = None, cache: ChunkCache | None = None
+        self,
+        root: Path,
+        documents: DocumentStore | None = None,
+        cache: ChunkCache | None = None,
+        store: SummaryStore | None = None,
     ) -> None:
         self.root = root
         self.documents = documents
         self.cache = cache if cache is not None else ChunkCache()
+        #: Summaries of the last run on this root (see `summary_store`): a file whose
+        #: bytes did not change is not parsed again.
+        self.store = store
         self.files: dict[Path, SourceFile] = {}
         self.dune: dict[str, DuneFile] = {}
         self.ready = threading.Event()
@@ -234,6 +242,8 @@ class WorkspaceIndex:
                     report(done, len(sources))
             self._refresh_names()  # now, not in the first request that needs them
             _ = self.tables  # the units and libraries too
+        if self.store is not None:
+            self.store.save()  # before `ready`: a one-shot run may end right after
         self.ready.set()
         log.info("index: %d files in %.0f ms", len(sources), (time.perf_counter() - started) * 1000)
 
@@ -255,8 +265,18 @@ class WorkspaceIndex:
                 data = read_source(path)
                 if data is None:
                     return None
-                self._set(source, self.summarize_bytes(data, source.kind))
+                self._set(source, self._summarize_read(data, source.kind))
         return source.summary
+
+    def _summarize_read(self, data: bytes, kind: SourceKind) -> FileSummary:
+        """A file read from disk: from the store when its bytes are known."""
+        if self.store is None:
+            return self.summarize_bytes(data, kind)
+        key, stored = self.store.get(kind, data)
+        if stored is None:
+            stored = self.summarize_bytes(data, kind)
+            self.store.put(key, stored)
+        return stored
 
     def _set(self, source: SourceFile, summary: FileSummary | None) -> None:
         source.summary = summary

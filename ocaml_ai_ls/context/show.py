@@ -24,6 +24,7 @@ from ..workspace import Workspace, find_root
 from .index import WorkspaceIndex
 from .model import ROLES, TARGET, Context
 from .render import explain
+from .summary_store import SummaryStore
 
 
 class ContextError(Exception):
@@ -42,7 +43,7 @@ def slice_at(path: Path, line: int | None, root: Path | None, instruction: str =
     if errors:
         raise ContextError("; ".join(errors))
     documents = DocumentStore()
-    index = WorkspaceIndex(root, documents)
+    index = WorkspaceIndex(root, documents, store=SummaryStore.for_root(root))
     index.scan()
     ws = Workspace(root, documents)
     current = ws.read(path)

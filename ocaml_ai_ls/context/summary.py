@@ -126,6 +126,11 @@ class Definition:
             self.recursive,
         )
 
+    def __reduce__(self) -> tuple[object, tuple[object, ...]]:
+        # pickled by the index store (`summary_store`): positional, as `shifted`; the
+        # dataclass's own `__setstate__` makes loading five times slower
+        return (_definition, (*(getattr(self, n) for n in _DEFINITION_FIELDS),))
+
 
 @dataclass(frozen=True, slots=True)
 class Reference:
@@ -134,6 +139,9 @@ class Reference:
     path: tuple[str, ...]
     kind: RefKind
     line: int
+
+    def __reduce__(self) -> tuple[object, tuple[object, ...]]:
+        return (_reference, (self.path, self.kind, self.line))
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,6 +155,9 @@ class Import:
     local: bool
     #: A local open's last line (`let open M in e`: the end of `e`); -1 otherwise.
     end_line: int = -1
+
+    def __reduce__(self) -> tuple[object, tuple[object, ...]]:
+        return (Import, (self.path, self.include, self.line, self.scope, self.local, self.end_line))
 
     def shifted(self, by: int) -> Import:
         if by == 0:
@@ -167,6 +178,12 @@ class ChunkSummary:
     #: `let module M = ... in e`: the binding, `end_line` being the end of `e`.
     local_modules: tuple[Definition, ...] = ()
 
+    def __reduce__(self) -> tuple[object, tuple[object, ...]]:
+        return (
+            ChunkSummary,
+            (self.definitions, self.references, self.imports, self.bound, self.local_modules),
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class Chunk:
@@ -175,6 +192,10 @@ class Chunk:
     start_byte: int
     end_byte: int
     summary: ChunkSummary
+
+    def __reduce__(self) -> tuple[object, tuple[object, ...]]:
+        fields = (self.start_line, self.end_line, self.start_byte, self.end_byte, self.summary)
+        return (Chunk, fields)
 
 
 def _slot_setters(
@@ -191,23 +212,21 @@ def _slot_setters(
 # `object.__setattr__`, which costs 2.5 times what setting its slots does.
 _new = object.__new__
 _SET_PATH, _SET_REF_KIND, _SET_REF_LINE = _slot_setters(Reference, ("path", "kind", "line"))
-_DEFINITION_SETTERS = _slot_setters(
-    Definition,
-    (
-        "name",
-        "kind",
-        "scope",
-        "line",
-        "start_line",
-        "sig_end_line",
-        "end_line",
-        "owner",
-        "body",
-        "args",
-        "signature",
-        "recursive",
-    ),
+_DEFINITION_FIELDS = (
+    "name",
+    "kind",
+    "scope",
+    "line",
+    "start_line",
+    "sig_end_line",
+    "end_line",
+    "owner",
+    "body",
+    "args",
+    "signature",
+    "recursive",
 )
+_DEFINITION_SETTERS = _slot_setters(Definition, _DEFINITION_FIELDS)
 
 
 def _reference(path: tuple[str, ...], kind: RefKind, line: int) -> Reference:

@@ -20,6 +20,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from .model import FileApplyResult, FileEdit, Hunk, HunkFailure
+from .shown_bytes import apply_as_shown, has_raw_bytes, quotes_shown_bytes
 
 _LINE = re.compile(r"([^\r\n]*)(\r\n|\r|\n|$)")
 _NUMBERED = re.compile(r"^\s*\d+\s?\| ?")
@@ -588,6 +589,12 @@ def _new_file(text: str) -> str:
 
 def apply_file_edit(text: str | None, edit: FileEdit) -> FileApplyResult:
     """One file's edit against its current text (None: the file does not exist)."""
+    if text is not None and quotes_shown_bytes(edit) and has_raw_bytes(text):
+        return apply_as_shown(text, edit.path or "the file", lambda t: _apply_file_edit(t, edit))
+    return _apply_file_edit(text, edit)
+
+
+def _apply_file_edit(text: str | None, edit: FileEdit) -> FileApplyResult:
     name = edit.path or "the file"
     if edit.content is not None:
         if text is None:

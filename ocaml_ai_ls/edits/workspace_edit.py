@@ -12,6 +12,7 @@ import difflib
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,12 @@ from pygls.protocol import default_converter
 from ..positions import Encoding, end_position
 
 _LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+$")
-_converter = default_converter()  # type: ignore[no-untyped-call]
+
+
+@cache
+def _converter() -> Any:
+    """pygls's converter, made on first use: making it costs 40 ms of every start."""
+    return default_converter()  # type: ignore[no-untyped-call]
 
 
 @dataclass(frozen=True)
@@ -129,12 +135,12 @@ def build_workspace_edit(
 
 def to_json(edit: types.WorkspaceEdit) -> dict[str, Any]:
     """The LSP JSON form (camelCase, nulls kept where the protocol needs them)."""
-    data: dict[str, Any] = _converter.unstructure(edit)
+    data: dict[str, Any] = _converter().unstructure(edit)
     return data
 
 
 def from_json(data: Any) -> types.WorkspaceEdit:
-    edit: types.WorkspaceEdit = _converter.structure(data, types.WorkspaceEdit)
+    edit: types.WorkspaceEdit = _converter().structure(data, types.WorkspaceEdit)
     return edit
 
 

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from ..cli_paths import absolute_path
 from .runner import EvalError, EvalOptions, Runner, load_settings, select_arms
 from .tasks import TaskError, load_tasks
 
@@ -38,7 +39,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("tasks", type=Path, metavar="TASKS.jsonl")
+    parser.add_argument("tasks", type=absolute_path, metavar="TASKS.jsonl")
     parser.add_argument(
         "--arms", help="comma-separated arm names from routing.arms (default: every arm)"
     )
@@ -49,18 +50,18 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--workers", type=int, default=2, metavar="N", help="attempts run (and checked) at once"
     )
     parser.add_argument(
-        "--out", type=Path, help="results directory (default: eval-<tasks file name>)"
+        "--out", type=absolute_path, help="results directory (default: eval-<tasks file name>)"
     )
     parser.add_argument(
         "--config",
-        type=Path,
+        type=absolute_path,
         metavar="FILE",
         help="settings (.ocaml-ai.toml format); default: the one beside the tasks file, "
         "else the first task's project's",
     )
     parser.add_argument(
         "--replay",
-        type=Path,
+        type=absolute_path,
         metavar="ANSWERS.jsonl",
         help="answer from recorded answers instead of a model",
     )
@@ -109,7 +110,7 @@ def run(args: argparse.Namespace) -> int:
     except (TaskError, EvalError) as exc:
         print(f"ocaml-ai-ls eval: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    out: Path = args.out or Path(f"eval-{args.tasks.stem}")
+    out: Path = args.out or absolute_path(f"eval-{args.tasks.stem}")
     opts = EvalOptions(
         tasks=tasks,
         out=out,

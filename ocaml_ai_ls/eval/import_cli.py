@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
+
+from ..cli_paths import absolute_path
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -22,9 +23,9 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "its files before the change as overrides, its instruction, located at the first "
         "changed line, the mined diff as the gold diff.",
     )
-    mined.add_argument("heldout", type=Path, metavar="HELDOUT.jsonl")
-    mined.add_argument("--project", type=Path, required=True, help="the workspace mined")
-    mined.add_argument("--out", type=Path, required=True, metavar="TASKS.jsonl")
+    mined.add_argument("heldout", type=absolute_path, metavar="HELDOUT.jsonl")
+    mined.add_argument("--project", type=absolute_path, required=True, help="the workspace mined")
+    mined.add_argument("--out", type=absolute_path, required=True, metavar="TASKS.jsonl")
     mined.add_argument(
         "--keep-empty", action="store_true", help="keep examples without an instruction"
     )
@@ -34,8 +35,8 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         description="Each problem becomes a dune project (its prompt with a stub body, "
         "its assertions as a dune test) and a task checked by its tests.",
     )
-    multiple.add_argument("problems", type=Path, metavar="PROBLEMS.json[l]")
-    multiple.add_argument("--out-dir", type=Path, required=True, metavar="DIR")
+    multiple.add_argument("problems", type=absolute_path, metavar="PROBLEMS.json[l]")
+    multiple.add_argument("--out-dir", type=absolute_path, required=True, metavar="DIR")
 
 
 def run(args: argparse.Namespace) -> int:

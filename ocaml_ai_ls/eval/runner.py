@@ -376,8 +376,8 @@ class Runner:
 
     def __init__(self, opts: EvalOptions, progress: TextIO | None = None) -> None:
         self.opts = opts
-        self.out = opts.out
-        self.work = opts.out / "work"
+        self.out = opts.out.resolve()  # its files become URIs, which cannot be relative
+        self.work = self.out / "work"
         self.stopping = asyncio.Event()
         self.progress_stream = progress if progress is not None else sys.stderr
         self._states: dict[str, _TaskState] = {}

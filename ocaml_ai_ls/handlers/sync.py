@@ -6,6 +6,7 @@ from __future__ import annotations
 from lsprotocol import types
 
 from ..session import Session
+from ..source_text import read_source
 from ..uris import uri_to_path
 from ..workspace import find_root
 from . import diagnostics
@@ -79,6 +80,6 @@ def _current_text(session: Session, uri: str) -> str | None:
         return doc.text
     path = uri_to_path(uri)
     try:
-        return path.read_text(encoding="utf-8") if path is not None else None
-    except (OSError, UnicodeDecodeError):
+        return read_source(path) if path is not None else None
+    except OSError:
         return None

@@ -19,6 +19,7 @@ from typing import Any, Protocol, TypeVar
 import httpx
 
 from ..config import ENV_API_KEY, ModelSettings
+from ..source_text import displayable
 from .base import ChatMessage, DeltaCallback, ModelError, ModelReply, Provider
 from .retry import RETRY_STATUSES, Backoff, Progress, Retryable, parse_retry_after, with_retries
 
@@ -274,7 +275,9 @@ class HttpProvider:
         while the caller reads it) becomes a ModelError, retryable where that helps."""
         log.debug("%s %s model=%s stream=%s", method, url, self.model, self.settings.stream)
         try:
-            async with self._client.stream(method, url, json=body) as resp:
+            # a prompt may quote bytes that are not UTF-8 (see source_text): shown as U+FFFD
+            safe = displayable(body) if body is not None else None
+            async with self._client.stream(method, url, json=safe) as resp:
                 if resp.status_code >= 400:
                     raise self._http_error(resp.status_code, await read_text(resp), resp.headers)
                 yield resp

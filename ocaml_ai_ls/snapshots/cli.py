@@ -17,6 +17,7 @@ import sys
 from datetime import datetime
 from pathlib import Path
 
+from ..cli_paths import absolute_path
 from ..config import Settings, SettingsError, SettingsLayers, read_config_file
 from ..workspace import command_root
 from .recorder import Recorder
@@ -39,7 +40,9 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     snapshot_sub = snapshot.add_subparsers(dest="snapshot_command", required=True)
 
     def root(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--root", type=Path, help="project root (default: nearest dune-project)")
+        p.add_argument(
+            "--root", type=absolute_path, help="project root (default: nearest dune-project)"
+        )
 
     take = snapshot_sub.add_parser(
         "take",

@@ -12,6 +12,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from ..cli_paths import absolute_path
 from ..config import SettingsError, SettingsLayers, read_config_file
 from ..providers import provider_for
 from ..workspace import command_root
@@ -35,14 +36,14 @@ def add_mine_parser(snapshot_sub: argparse._SubParsersAction[argparse.ArgumentPa
     )
     mine_parser.set_defaults(mine_parser=mine_parser)
     mine_parser.add_argument(
-        "--root", type=Path, help="project root (default: nearest dune-project)"
+        "--root", type=absolute_path, help="project root (default: nearest dune-project)"
     )
     mine_parser.add_argument(
-        "--out", type=Path, required=True, metavar="FILE", help="the training examples"
+        "--out", type=absolute_path, required=True, metavar="FILE", help="the training examples"
     )
     mine_parser.add_argument(
         "--heldout",
-        type=Path,
+        type=absolute_path,
         metavar="FILE",
         help="the held-out examples (default: <out stem>.heldout.jsonl beside --out)",
     )

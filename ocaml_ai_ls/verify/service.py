@@ -33,6 +33,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, TextIO
 
+from ..source_text import decode, read_source
 from .ces_options import (
     HOST,
     CesOptions,
@@ -159,7 +160,7 @@ def check_files(
     diff_files: Sequence[str],
     out: TextIO = sys.stdout,
     err: TextIO = sys.stderr,
-    read_stdin: Callable[[], str] = lambda: sys.stdin.read(),
+    read_stdin: Callable[[], str] = lambda: decode(sys.stdin.buffer.read()),
 ) -> int:
     """`ces check`: one JSON line per diff file, in order; 0 when every one is ok.
 
@@ -243,9 +244,7 @@ def _check_one(engine: CheckEngine, files: dict[str, str | None], tests: bool) -
 def _read_diff(name: str, read_stdin: Callable[[], str]) -> str:
     if name == "-":
         return read_stdin()
-    try:
-        return Path(name).read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        raise CesUsageError(f"{name} is not UTF-8 text") from None
+    try:  # bytes, as `git diff` and `ocaml-ai-ls edit` print a file's that are not UTF-8
+        return read_source(Path(name))
     except OSError as exc:
         raise CesUsageError(f"cannot read {name}: {exc.strerror or exc}") from None

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from ..ignores import counts, walk_project
 from ..paths import is_skipped_dir
+from ..source_text import encode, write_source
 from .compiler_output import parse_compiler_output
 from .result import (
     OK,
@@ -183,7 +184,7 @@ class Shadow:
         try:
             target = self._inside(rel)
             if text is not None:
-                _write_if_changed(target, text.encode("utf-8"))
+                _write_if_changed(target, encode(text))
             elif _differs(source, target):
                 target.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copy2(source, target)  # its mtime too: the next sync skips it
@@ -220,7 +221,7 @@ class Shadow:
                     target.unlink(missing_ok=True)
                 else:
                     target.parent.mkdir(parents=True, exist_ok=True)
-                    target.write_text(text, encoding="utf-8")
+                    write_source(target, text)
             run = self.build(timeout)
             errors = parse_compiler_output(run.output, self.path)
             if run.code is None:

@@ -20,6 +20,7 @@ from pathlib import Path, PurePosixPath
 
 from cachetools import LRUCache
 
+from ..source_text import read_source, write_source
 from .compiler_output import parse_compiler_output
 from .result import (
     OK,
@@ -42,8 +43,8 @@ def disk_reader(root: Path, buffers: Mapping[str, str]) -> Reader:
         if rel in buffers:
             return buffers[rel]
         try:
-            return (root / rel).read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError):
+            return read_source(root / rel)
+        except OSError:
             return None
 
     return read
@@ -125,7 +126,7 @@ class SingleFileChecker:
                 text = texts.get(ext)
                 if text is None:
                     continue
-                (where / (name + ext)).write_text(text, encoding="utf-8")
+                write_source(where / (name + ext), text)
                 try:
                     run = subprocess.run(
                         [*self.command, "-c", name + ext],

@@ -5,7 +5,7 @@
 ;; Run by tests/test_emacs.py as
 ;;   emacs --batch -l ocaml-ai-test.el -f ocaml-ai-test-run
 ;; with $OCAML_AI_EMACS_TEST naming a JSON file of parameters:
-;;   scenario  "code-action" or "chat"
+;;   scenario  "code-action", "chat" or "stock"
 ;;   package   path of ocaml-ai.el
 ;;   command   the server's command line (a list of strings)
 ;;   settings  initializationOptions
@@ -18,6 +18,7 @@
 ;;   apply     (chat) true: apply the first candidate
 ;;   reject    (chat) true: reject the generation (C-c C-k)
 ;;   out       directory for the chat buffer saved with `write-file'
+;;   tuareg    (stock) true: a stand-in tuareg-mode is installed first
 ;;   result    where to write the result (JSON)
 ;; Each scenario is bounded (`with-timeout'); any failure prints why, with the
 ;; server's stderr and the tail of eglot's events buffer, and exits with status 1.
@@ -194,6 +195,53 @@
           (ocaml-ai-test--check (not (equal after before)) "the source buffer did not change"))
         (ocaml-ai-test--put :text after)))))
 
+;; The stock scenario: Emacs as Debian installs it (no OCaml mode), the package
+;; loaded and set up with its defaults and `eglot-ensure' on the mode's hook, as
+;; the README says; visiting the file starts eglot with the real server.
+(defun ocaml-ai-test--stock-setup ()
+  "Load eglot and the package with its defaults (no stand-in mode of ours)."
+  (unless (require 'eglot nil t)
+    (package-initialize)
+    (require 'eglot))
+  (ocaml-ai-test--put :tuareg_before (if (fboundp 'tuareg-mode) t :false))
+  (when (eq (ocaml-ai-test--param :tuareg) t)
+    ;; what installing tuareg gives: its mode, and .ml files opened in it
+    (define-derived-mode tuareg-mode prog-mode "Tuareg" "A stand-in for tuareg.")
+    (add-to-list 'auto-mode-alist '("\\.mli?\\'" . tuareg-mode)))
+  (load (ocaml-ai-test--param :package) nil t)
+  (setq ocaml-ai-command (append (ocaml-ai-test--param :command) nil)
+        ocaml-ai-initialization-options (ocaml-ai-test--param :settings)
+        eglot-sync-connect t
+        eglot-connect-timeout 30
+        eglot-autoreconnect nil
+        project-find-functions '(ocaml-ai-project-find-dune))
+  (ocaml-ai-setup)
+  (add-hook 'ocaml-ai-ocaml-mode-hook #'eglot-ensure)
+  (add-hook 'tuareg-mode-hook #'eglot-ensure))
+
+(defun ocaml-ai-test--stock ()
+  "Visit the file as a user does; eglot starts on the next command loop."
+  (find-file (ocaml-ai-test--param :file))
+  (ocaml-ai-test--put :mode (symbol-name major-mode))
+  (ocaml-ai-test--put :registered
+                      (if (rassq 'ocaml-ai-ocaml-mode auto-mode-alist) t :false))
+  (ocaml-ai-test--put :comment (vector comment-start comment-end))
+  (ocaml-ai-test--put :in_comment
+                      (save-excursion
+                        (goto-char (point-min))
+                        (search-forward "(*")
+                        (if (nth 4 (syntax-ppss)) t :false)))
+  (run-hooks 'post-command-hook)        ; the command loop, after `find-file'
+  (ocaml-ai-test--wait (lambda () (bound-and-true-p eglot--managed-mode)) 30
+                       "eglot to manage the buffer")
+  (let ((server (eglot-current-server)))
+    (ocaml-ai-test--put :server_class (symbol-name (eieio-object-class-name server)))
+    (goto-char (point-min))
+    (forward-line (1- (ocaml-ai-test--param :line)))
+    (ocaml-ai-test--put :offered
+                        (vconcat (mapcar (lambda (a) (plist-get a :title))
+                                         (eglot-code-actions (point) (point)))))))
+
 (defun ocaml-ai-test-run ()
   "Run the scenario of $OCAML_AI_EMACS_TEST and write its result."
   (setq ocaml-ai-test--params
@@ -206,10 +254,13 @@
       (with-timeout (ocaml-ai-test--deadline
                      (ocaml-ai-test--fail "scenario took more than %s s"
                                           ocaml-ai-test--deadline))
-        (ocaml-ai-test--setup)
+        (if (equal (ocaml-ai-test--param :scenario) "stock")
+            (ocaml-ai-test--stock-setup)
+          (ocaml-ai-test--setup))
         (pcase (ocaml-ai-test--param :scenario)
           ("code-action" (ocaml-ai-test--code-action))
           ("chat" (ocaml-ai-test--chat))
+          ("stock" (ocaml-ai-test--stock))
           (other (ocaml-ai-test--fail "unknown scenario %S" other)))
         (ocaml-ai-test--shutdown))
     (error (ocaml-ai-test--fail "%s" (error-message-string err))))
