@@ -181,10 +181,13 @@ def _shift(
     """How to re-indent the added lines at this place; None when nothing decides.
 
     Below the strip level the file and the hunk agree on indentation. Otherwise
-    the `-` lines decide when they agree on one shift; else (context lines that
+    the `-` lines decide when they agree on one shift. Else (context lines that
     drifted alone look just like a whole hunk that did) the file's own
-    indentation near the place picks among the shifts the hunk's lines show,
-    none included, if exactly one fits.
+    indentation near the place chooses among the shifts the hunk's lines show,
+    none included: the one that puts the added block's outermost lines on
+    levels the file uses there, if only one does; among several, the one that
+    puts every added line the file already has nearby (`in`, `end`, `);`...)
+    where the file has it, if only one does.
     """
     added = [line for tag, _, _, j1, j2 in ops if tag != "equal" for line in new[j1:j2]]
     added = [line for line in added if line.strip()]
@@ -201,45 +204,109 @@ def _shift(
     if len(removed) == 1 and None not in removed:
         return next(iter(removed))
     shown = {_line_shift(h, w) for h, w in zip(file_part, old, strict=True) if w.strip()}
-    candidates = {_SAME} | {s for s in shown if s is not None}
-    code_added = [x for x in _new_lines(file_part, new, ops, lex.at(start)) if x.strip()]
+    candidates = [
+        s
+        for s in sorted({_SAME} | {s for s in shown if s is not None})
+        if all(line.startswith(s[0]) for line in added)
+    ]
+    runs = _new_runs(file_part, new, ops, lex.at(start))
+    code_added = [x for _, run in runs for x in run]
+    if not code_added:
+        return None
     near = lex.code_indents(max(0, start - NEAR_LINES), start + len(old) + NEAR_LINES)
-    fitting = [s for s in candidates if _fits(added, code_added, s, near)]
-    return fitting[0] if len(fitting) == 1 else None
+    fitting = [s for s in candidates if _outermost_fit(code_added, s, near)]
+    if len(fitting) == 1:
+        return fitting[0]
+    return _neighbours_decide(lex, start, runs, fitting)
 
 
-def _new_lines(
+def _new_runs(
     file_part: Sequence[str], new: Sequence[str], ops: Sequence[Opcode], lexer: _Lexer
-) -> list[str]:
-    """The added lines that start in code (not inside a comment or string literal)."""
-    out: list[str] = []
-    for tag, i1, i2, j1, j2 in ops:
+) -> list[tuple[Opcode, list[str]]]:
+    """Each run of added lines with those of its lines that start in code (not inside a
+    comment or string literal), and not blank."""
+    out: list[tuple[Opcode, list[str]]] = []
+    for op in ops:
+        tag, i1, i2, j1, j2 = op
         if tag == "equal":
             for line in file_part[i1:i2]:
                 lexer.feed(line)
             continue
-        out.extend(line for line in new[j1:j2] if not lexer.feed(line))
+        code = [line for line in new[j1:j2] if not lexer.feed(line) and line.strip()]
+        if code:
+            out.append((op, code))
     return out
 
 
-def _fits(added: Sequence[str], code: Sequence[str], shift: Shift, near: set[str]) -> bool:
-    """Re-indented by `shift`, the added code lines take indentations the file uses near there.
+def _outermost(code: Sequence[str]) -> list[str]:
+    """The lines of a block at its shallowest indentation."""
+    outer = min(len(_indent(x)) for x in code)
+    return [x for x in code if len(_indent(x)) == outer]
 
-    Every added line must be able to take the shift. A code line deeper than
-    every code line near there (new nesting) says nothing; at least one must
-    land on an indentation the file uses.
+
+def _outermost_fit(code: Sequence[str], shift: Shift, near: set[str]) -> bool:
+    """Re-indented by `shift`, the added block's outermost code lines take a level the
+    file's code uses near there. Deeper lines say nothing: new code may nest anew."""
+    return all(_indent(_reindent(x, shift)) in near for x in _outermost(code))
+
+
+#: Words that start an item or a case: lines starting alike are siblings, one level.
+_SIBLING_HEADS = frozenset(
+    {"let", "and", "val", "type", "module", "external", "exception", "include", "open", "|"}
+)
+#: Line endings that open a block (the next line is deeper) and line starts that close one.
+_OPENS = re.compile(
+    r"(\b(begin|struct|sig|object|do|then|else|with|function|fun|try|match)|=|->|\(|\[\|?|\{)\s*$"
+)
+_CLOSES = re.compile(r"^\s*(end|done|\)|\]|\|\]|\}|;;)")
+_HEAD = re.compile(r"\s*([\w'.]+|\S)")
+
+
+def _head(line: str) -> str:
+    m = _HEAD.match(line)
+    return m.group(1) if m else ""
+
+
+def _neighbours_decide(
+    lex: _FileLex, start: int, runs: Sequence[tuple[Opcode, list[str]]], candidates: Sequence[Shift]
+) -> Shift | None:
+    """The shift the file's lines around each run of added lines call for, if one.
+
+    "The file's own indentation where the added lines go": a run whose outermost
+    line starts like the code line before or after it (`let`, `val`, `|`...)
+    is that line's sibling, at its level; a run between two code lines of one
+    level (the first not opening a block, the second not closing one) is at
+    that level. Every run that says something must say one level, every such
+    level must call for one candidate shift, and all runs for the same one;
+    else nothing decides.
     """
-    if not all(line.startswith(shift[0]) for line in added):
-        return False
-    deepest = max((len(x) for x in near), default=-1)
-    hits = 0
-    for line in code:
-        indent = _indent(_reindent(line, shift))
-        if indent in near:
-            hits += 1
-        elif len(indent) <= deepest:
-            return False
-    return hits > 0
+    decided: set[Shift] = set()
+    for (_, i1, i2, _, _), code in runs:
+        outer = _outermost(code)
+        before = lex.code_line_before(start + i1)
+        after = lex.code_line_after(start + i2)
+        levels: set[str] = set()
+        head = _head(outer[0])
+        if head in _SIBLING_HEADS and all(_head(x) == head for x in outer):
+            levels |= {_indent(x) for x in (before, after) if x is not None and _head(x) == head}
+        if (
+            before is not None
+            and after is not None
+            and _indent(before) == _indent(after)
+            and not _OPENS.search(before)
+            and not _CLOSES.match(after)
+        ):
+            levels.add(_indent(before))
+        if len(levels) > 1:
+            return None
+        if not levels:
+            continue
+        level = next(iter(levels))
+        fit = [s for s in candidates if all(_indent(_reindent(x, s)) == level for x in outer)]
+        if len(fit) != 1:
+            return None
+        decided.add(fit[0])
+    return next(iter(decided)) if len(decided) == 1 else None
 
 
 _LEXEME = re.compile(r"""\\.|"|\(\*|\*\)|\{([a-z_]*)\||\|([a-z_]*)\}|'(?:\\.|[^\\'])'""")
@@ -301,6 +368,20 @@ class _FileLex:
     def at(self, k: int) -> _Lexer:
         """A lexer as it stands before line k."""
         return _Lexer(self.states[k])
+
+    def code_line_before(self, k: int) -> str | None:
+        """The nearest non-blank line before line k that starts in code."""
+        for i in range(k - 1, -1, -1):
+            if self.lines[i].strip() and not _Lexer(self.states[i]).inside:
+                return self.lines[i]
+        return None
+
+    def code_line_after(self, k: int) -> str | None:
+        """The nearest non-blank line at or after line k that starts in code."""
+        for i in range(k, len(self.lines)):
+            if self.lines[i].strip() and not _Lexer(self.states[i]).inside:
+                return self.lines[i]
+        return None
 
     def code_indents(self, first: int, end: int) -> set[str]:
         """Indentations of the lines in [first, end) that start in code.
