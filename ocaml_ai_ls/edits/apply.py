@@ -76,6 +76,8 @@ class _Placed:
     ops: tuple[Opcode, ...] = ()
     shift: Shift | None = _SAME
     hint: int | None = None
+    counted: bool = False
+    anchor: str = ""
 
 
 def _matches(lines: list[str], old: Sequence[str], level: int) -> list[int]:
@@ -214,7 +216,9 @@ def _shift(
     if not code_added:
         return None
     near = lex.code_indents(max(0, start - NEAR_LINES), start + len(old) + NEAR_LINES)
-    fitting = [s for s in candidates if _outermost_fit(code_added, s, near)]
+    fitting = [
+        s for s in candidates if _outermost_fit(code_added, s, near) and _nests(lex, start, runs, s)
+    ]
     if len(fitting) == 1:
         return fitting[0]
     return _neighbours_decide(lex, start, runs, fitting)
@@ -255,16 +259,31 @@ _SIBLING_HEADS = frozenset(
     {"let", "and", "val", "type", "module", "external", "exception", "include", "open", "|"}
 )
 #: Line endings that open a block (the next line is deeper) and line starts that close one.
-_OPENS = re.compile(
-    r"(\b(begin|struct|sig|object|do|then|else|with|function|fun|try|match)|=|->|\(|\[\|?|\{)\s*$"
-)
-_CLOSES = re.compile(r"^\s*(end|done|\)|\]|\|\]|\}|;;)")
+_OPENS = re.compile(r"(\b(begin|struct|sig|object|do|then|else|try)|=|\(|\[\|?|\{)\s*$")
+_CLOSES = re.compile(r"^\s*(end\b|done\b|\)|\]|\|\]|\})")
 _HEAD = re.compile(r"\s*([\w'.]+|\S)")
 
 
 def _head(line: str) -> str:
     m = _HEAD.match(line)
     return m.group(1) if m else ""
+
+
+def _nests(
+    lex: _FileLex, start: int, runs: Sequence[tuple[Opcode, list[str]]], shift: Shift
+) -> bool:
+    """Re-indented by `shift`, each run of added lines is deeper than the code line before
+    it when that line opens a block (`begin`, `=`, `->`, `(`...), and deeper than the
+    one after it when that one closes a block (`end`, `)`, `]`...)."""
+    for (_, i1, i2, _, _), code in runs:
+        outer = len(_indent(_reindent(_outermost(code)[0], shift)))
+        before = lex.code_line_before(start + i1)
+        after = lex.code_line_after(start + i2)
+        if before is not None and _OPENS.search(before) and outer <= len(_indent(before)):
+            return False
+        if after is not None and _CLOSES.match(after) and outer <= len(_indent(after)):
+            return False
+    return True
 
 
 def _neighbours_decide(
@@ -409,6 +428,8 @@ def _strip_numbers(hunk: Hunk, lines: list[str]) -> Hunk:
         tuple(_NUMBERED.sub("", x, count=1) for x in hunk.new),
         hunk.line_hint,
         hunk.marks,
+        hunk.counted,
+        hunk.anchor,
     )
 
 
@@ -431,7 +452,7 @@ def _trim_blank(hunk: Hunk) -> Hunk | None:
     if not changed or not old:
         return None
     hint = None if hunk.line_hint is None else hunk.line_hint + lead
-    return Hunk(tuple(old), tuple(new), hint)
+    return Hunk(tuple(old), tuple(new), hint, counted=hunk.counted)
 
 
 def _locate(lines: list[str], hunk: Hunk, lex: _FileLex | None = None) -> tuple[list[_Placed], int]:
@@ -457,7 +478,9 @@ def _locate(lines: list[str], hunk: Hunk, lex: _FileLex | None = None) -> tuple[
 def _place(lines: list[str], lex: _FileLex, start: int, hunk: Hunk, level: int) -> _Placed:
     ops = _opcodes(hunk)
     shift = _shift(lines, lex, start, hunk.old, hunk.new, ops, level)
-    return _Placed(start, hunk.old, hunk.new, level, ops, shift, hunk.line_hint)
+    return _Placed(
+        start, hunk.old, hunk.new, level, ops, shift, hunk.line_hint, hunk.counted, hunk.anchor
+    )
 
 
 def _closest(lines: list[str], old: Sequence[str]) -> str | None:
@@ -507,7 +530,7 @@ def _resolve(
     total = len(hunks)
     for k, (hunk, options) in enumerate(zip(hunks, found, strict=True)):
         name = f"hunk {k + 1} of {total}"
-        chosen = options if len(options) == 1 else _at_header(options, drifts)
+        chosen = options if len(options) == 1 else _settled(options, drifts, len(lines))
         if len(chosen) != 1 and k in twins:
             chosen = [twins[k]]
         placed.append(chosen[0] if len(chosen) == 1 and chosen[0].shift is not None else None)
@@ -548,13 +571,38 @@ def _twins(found: Sequence[Sequence[_Placed]]) -> dict[int, _Placed]:
     return out
 
 
+def _settled(options: Sequence[_Placed], drifts: set[int], total: int) -> list[_Placed]:
+    """The one of several equal matches the header's line or the file's end calls for.
+
+    Both must agree when both speak; otherwise none (refused).
+    """
+    by_header = _at_header(options, drifts)
+    by_edge = _at_edge(options, total)
+    if len(by_header) == 1 and len(by_edge) == 1 and by_header != by_edge:
+        return []
+    return by_header if len(by_header) == 1 else by_edge
+
+
+def _at_edge(options: Sequence[_Placed], total: int) -> list[_Placed]:
+    """The equal match at the end of the file its context calls for ("anchor")."""
+    anchor = options[0].anchor if options else ""
+    if anchor == "end":
+        return [p for p in options if p.start + len(p.old) == total]
+    if anchor == "start" and options[0].hint in (None, 0):
+        return [p for p in options if p.start == 0]
+    return []
+
+
 def _at_header(options: Sequence[_Placed], drifts: set[int]) -> list[_Placed]:
     """The equal matches at the header's line, moved by the drift the other hunks agree on.
 
-    Without a header line, or when the other hunks disagree, none: ambiguity is refused.
+    Without a header line, or when the other hunks disagree, none: ambiguity is
+    refused. Alone in its file, a header counts only if its line counts agree
+    with its body: numbers written from memory land on an equal match by chance
+    (a `;;` every few lines), numbers computed from the file do not miscount.
     """
     hint = options[0].hint if options else None
-    if hint is None or len(drifts) > 1:
+    if hint is None or len(drifts) > 1 or (not drifts and not options[0].counted):
         return []
     expected = hint + next(iter(drifts), 0)
     return [p for p in options if p.start == expected]

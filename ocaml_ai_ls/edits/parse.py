@@ -17,7 +17,7 @@ _SEARCH = re.compile(r"^\s*<{5,9}\s*SEARCH\s*$", re.I)
 _DIVIDER = re.compile(r"^\s*={5,9}\s*$")
 _REPLACE = re.compile(r"^\s*>{5,9}\s*REPLACE\s*$", re.I)
 _FENCE = re.compile(r"^\s*(`{3,}|~{3,})(.*)$")
-_HUNK = re.compile(r"^@@+\s*(?:-(\d+)(?:,\d+)?)?.*$")
+_HUNK = re.compile(r"^@@+\s*(?:-(\d+)(?:,(\d+))?(?:\s+\+(\d+)(?:,(\d+))?)?)?.*$")
 _PATH_PREFIX = re.compile(r"^(?:#+\s*|(?:file|path|filename)\s*:\s*)", re.I)
 _WHOLE_FILE = re.compile(r"(\.mli?|\.mll|\.mly|\.opam|(^|/)dune|(^|/)dune-project)$")
 MAX_ANSWER_CHARS = 2_000_000
@@ -238,6 +238,10 @@ class _Parser:
             else:
                 break
             i += 1
+        counts = _counts(match)
+        counted = counts == (len(old), len(new))
+        # the empty "line" after the answer's last newline is no line at all
+        written = len(marks) - (1 if i == n and n > 1 and self.lines[-1] == "" else 0)
         # blank lines at the end are usually prose separators, not context
         while old and new and old[-1] == "" and new[-1] == "" and self.lines[i - 1] == "":
             old.pop()
@@ -246,7 +250,10 @@ class _Parser:
             i -= 1
         if old or new:
             line_hint = hint if hint is not None and hint >= 0 else None
-            self.add_hunk(path, Hunk(tuple(old), tuple(new), line_hint, "".join(marks)))
+            counted = counted or counts == (len(old), len(new))
+            anchor = _anchor("".join(marks), complete=written == len(marks))
+            hunk = Hunk(tuple(old), tuple(new), line_hint, "".join(marks), counted, anchor)
+            self.add_hunk(path, hunk)
         return max(i, start + 1)
 
     # -- fenced blocks -------------------------------------------------------------
@@ -275,6 +282,31 @@ class _Parser:
             if "/" in candidate or (_WHOLE_FILE.search(candidate) and "." in candidate):
                 return candidate
         return None
+
+
+def _anchor(marks: str, complete: bool) -> str:
+    """Where a unified diff's hunk must sit by its context: "end" when it has fewer
+    context lines after its changes than before them, "start" when fewer before
+    than after (a diff writes fewer only at the file's ends, as GNU patch reads
+    it), else "". Lines dropped from its end as prose separators void "end".
+    """
+    if not marks.strip():
+        return ""
+    lead = len(marks) - len(marks.lstrip(" "))
+    trail = len(marks) - len(marks.rstrip(" "))
+    if trail < lead and complete:
+        return "end"
+    if lead < trail:
+        return "start"
+    return ""
+
+
+def _counts(header: re.Match[str] | None) -> tuple[int, int] | None:
+    """The old and new line counts an `@@ -a,b +c,d @@` header gives (1 when left out)."""
+    if header is None or header.group(1) is None or header.group(3) is None:
+        return None
+    old, new = header.group(2), header.group(4)
+    return (1 if old is None else int(old)), (1 if new is None else int(new))
 
 
 def parse_answer(text: str) -> ParseResult:
