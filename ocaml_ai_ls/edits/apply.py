@@ -452,7 +452,11 @@ def _trim_blank(hunk: Hunk) -> Hunk | None:
     if not changed or not old:
         return None
     hint = None if hunk.line_hint is None else hunk.line_hint + lead
-    return Hunk(tuple(old), tuple(new), hint, counted=hunk.counted)
+    # the side the context is short on stays short: the anchor holds if the other side lost
+    # nothing
+    trail = len(hunk.old) - lead - len(old)
+    anchor = hunk.anchor if (lead, trail)[hunk.anchor == "start"] == 0 else ""
+    return Hunk(tuple(old), tuple(new), hint, counted=hunk.counted, anchor=anchor)
 
 
 def _locate(lines: list[str], hunk: Hunk, lex: _FileLex | None = None) -> tuple[list[_Placed], int]:

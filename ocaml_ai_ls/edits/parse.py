@@ -238,23 +238,43 @@ class _Parser:
             else:
                 break
             i += 1
-        counts = _counts(match)
-        counted = counts == (len(old), len(new))
         # the empty "line" after the answer's last newline is no line at all
-        written = len(marks) - (1 if i == n and n > 1 and self.lines[-1] == "" else 0)
-        # blank lines at the end are usually prose separators, not context
-        while old and new and old[-1] == "" and new[-1] == "" and self.lines[i - 1] == "":
-            old.pop()
-            new.pop()
-            marks.pop()
-            i -= 1
+        artifact = 1 if i == n and n > 1 and self.lines[-1] == "" else 0
+        counts = _counts(match)
+        blank = _trailing_blank(old, new)
+        counted = counts in (
+            (len(old) - artifact, len(new) - artifact),
+            (len(old) - blank, len(new) - blank),
+        )
+        # blank lines before the next hunk or file are context whose space was stripped;
+        # before prose or the end they may be separators: not evidence, dropped
+        complete = self.diff_goes_on(i)
+        if not complete:
+            complete = blank == artifact
+            for _ in range(blank):
+                old.pop()
+                new.pop()
+                marks.pop()
+                i -= 1
         if old or new:
             line_hint = hint if hint is not None and hint >= 0 else None
-            counted = counted or counts == (len(old), len(new))
-            anchor = _anchor("".join(marks), complete=written == len(marks))
+            anchor = _anchor("".join(marks), complete)
             hunk = Hunk(tuple(old), tuple(new), line_hint, "".join(marks), counted, anchor)
             self.add_hunk(path, hunk)
         return max(i, start + 1)
+
+    def diff_goes_on(self, i: int) -> bool:
+        """Whether line i starts another hunk or file of a diff."""
+        if i >= len(self.lines):
+            return False
+        line = self.lines[i]
+        if line.startswith(("@@", "diff --git")):
+            return True
+        return (
+            line.startswith("--- ")
+            and i + 1 < len(self.lines)
+            and self.lines[i + 1].startswith("+++ ")
+        )
 
     # -- fenced blocks -------------------------------------------------------------
 
@@ -284,11 +304,19 @@ class _Parser:
         return None
 
 
+def _trailing_blank(old: list[str], new: list[str]) -> int:
+    """How many blank lines both sides of a hunk end with."""
+    k = 0
+    while k < min(len(old), len(new)) and old[-1 - k] == "" and new[-1 - k] == "":
+        k += 1
+    return k
+
+
 def _anchor(marks: str, complete: bool) -> str:
     """Where a unified diff's hunk must sit by its context: "end" when it has fewer
     context lines after its changes than before them, "start" when fewer before
     than after (a diff writes fewer only at the file's ends, as GNU patch reads
-    it), else "". Lines dropped from its end as prose separators void "end".
+    it), else "". Blank lines dropped from its end (`complete` false) void "end".
     """
     if not marks.strip():
         return ""
