@@ -238,43 +238,33 @@ class _Parser:
             else:
                 break
             i += 1
-        # the empty "line" after the answer's last newline is no line at all
-        artifact = 1 if i == n and n > 1 and self.lines[-1] == "" else 0
+        if i == n and n > 1 and self.lines[-1] == "" and old and new and marks[-1] == " ":
+            # the empty "line" after the answer's last newline is no line at all
+            old.pop()
+            new.pop()
+            marks.pop()
+            i -= 1
         counts = _counts(match)
-        blank = _trailing_blank(old, new)
-        counted = counts in (
-            (len(old) - artifact, len(new) - artifact),
-            (len(old) - blank, len(new) - blank),
-        )
-        # blank lines before the next hunk or file are context whose space was stripped;
-        # before prose or the end they may be separators: not evidence, dropped
-        complete = self.diff_goes_on(i)
-        if not complete:
-            complete = blank == artifact
-            for _ in range(blank):
-                old.pop()
-                new.pop()
-                marks.pop()
-                i -= 1
+        # blank lines at the end may be context whose space was stripped, or separators
+        # before prose or the next file: not evidence either way, dropped
+        blank = 0  # empty lines (not even a context line's space) ending the hunk
+        while (
+            blank < min(len(old), len(new))
+            and old[-1 - blank] == new[-1 - blank] == self.lines[i - 1 - blank] == ""
+        ):
+            blank += 1
+        counted = counts in ((len(old), len(new)), (len(old) - blank, len(new) - blank))
+        for _ in range(blank):
+            old.pop()
+            new.pop()
+            marks.pop()
+            i -= 1
         if old or new:
             line_hint = hint if hint is not None and hint >= 0 else None
-            anchor = _anchor("".join(marks), complete)
+            anchor = _anchor("".join(marks), blank)
             hunk = Hunk(tuple(old), tuple(new), line_hint, "".join(marks), counted, anchor)
             self.add_hunk(path, hunk)
         return max(i, start + 1)
-
-    def diff_goes_on(self, i: int) -> bool:
-        """Whether line i starts another hunk or file of a diff."""
-        if i >= len(self.lines):
-            return False
-        line = self.lines[i]
-        if line.startswith(("@@", "diff --git")):
-            return True
-        return (
-            line.startswith("--- ")
-            and i + 1 < len(self.lines)
-            and self.lines[i + 1].startswith("+++ ")
-        )
 
     # -- fenced blocks -------------------------------------------------------------
 
@@ -304,25 +294,18 @@ class _Parser:
         return None
 
 
-def _trailing_blank(old: list[str], new: list[str]) -> int:
-    """How many blank lines both sides of a hunk end with."""
-    k = 0
-    while k < min(len(old), len(new)) and old[-1 - k] == "" and new[-1 - k] == "":
-        k += 1
-    return k
-
-
-def _anchor(marks: str, complete: bool) -> str:
+def _anchor(marks: str, dropped: int) -> str:
     """Where a unified diff's hunk must sit by its context: "end" when it has fewer
     context lines after its changes than before them, "start" when fewer before
     than after (a diff writes fewer only at the file's ends, as GNU patch reads
-    it), else "". Blank lines dropped from its end (`complete` false) void "end".
+    it), else "". The `dropped` blank lines of its end count as context here: it
+    must hold whether they were context or not.
     """
     if not marks.strip():
         return ""
     lead = len(marks) - len(marks.lstrip(" "))
     trail = len(marks) - len(marks.rstrip(" "))
-    if trail < lead and complete:
+    if trail + dropped < lead:
         return "end"
     if lead < trail:
         return "start"
