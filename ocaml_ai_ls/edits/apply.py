@@ -286,6 +286,19 @@ def _nests(
     return True
 
 
+def _sibling_at(lex: _FileLex, k: int, step: int, level: str, head: str) -> bool:
+    """Whether, going from line k by `step` over code lines deeper than `level`, the first
+    code line that is not deeper sits at `level` and starts with `head` (opening no block)."""
+    i = k - 1 if step < 0 else k
+    width = len(level)
+    while 0 <= i < len(lex.lines):
+        line = lex.lines[i]
+        if line.strip() and not _Lexer(lex.states[i]).inside and len(_indent(line)) <= width:
+            return _indent(line) == level and _head(line) == head and not _OPENS.search(line)
+        i += step
+    return False
+
+
 def _neighbours_decide(
     lex: _FileLex, start: int, runs: Sequence[tuple[Opcode, list[str]]], candidates: Sequence[Shift]
 ) -> Shift | None:
@@ -316,6 +329,12 @@ def _neighbours_decide(
             and not _CLOSES.match(after)
         ):
             levels.add(_indent(before))
+        for s in candidates:
+            level = _indent(_reindent(outer[0], s))
+            if _sibling_at(lex, start + i1, -1, level, head) or _sibling_at(
+                lex, start + i2, 1, level, head
+            ):
+                levels.add(level)
         if len(levels) > 1:
             return None
         if not levels:
