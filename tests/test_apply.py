@@ -394,3 +394,39 @@ def test_an_empty_line_ending_a_hunk_is_no_evidence_for_the_end_of_the_file() ->
     diff = "--- a/t.ml\n+++ b/t.ml\n@@ @@\n ;;\n+let c = 2\n\nThat adds c.\n"
     result = _apply_diff(src, diff)
     assert result.text is None and "matches 2 places" in result.failures[0].reason
+
+
+GEN = (
+    "let gen size =\n"
+    "  frequency\n"
+    "    [\n"
+    "      ( 1,\n"
+    "        return Pop );\n"
+    "      ( 1,\n"
+    "        small_list x >|= fun l ->\n"
+    "        Add l );\n"
+    "    ]\n"
+    "    (fun y ->\n"
+    "     y)\n"
+)
+
+
+def test_an_added_item_takes_the_level_of_the_previous_item_of_its_kind() -> None:
+    # context one space deeper; the file uses columns 5 and 6 nearby, so both readings fit
+    # its levels, and the lines right around say nothing (`Add l );` then `]`). Going back
+    # over deeper lines, the first line at column 6 starts like the new item (`( 1,`):
+    # the new item is its sibling; at column 5 the first line is `[`, no sibling
+    diff = (
+        "--- a/g.ml\n+++ b/g.ml\n@@ @@\n"
+        "          small_list x >|= fun l ->\n"
+        "          Add l );\n"
+        "+      ( 1,\n"
+        "+        list_size x >|= fun l ->\n"
+        "+        Flat_map l );\n"
+        "      ]\n"
+    )
+    result = _apply_diff(GEN, diff)
+    assert result.text == GEN.replace(
+        "        Add l );\n",
+        "        Add l );\n      ( 1,\n        list_size x >|= fun l ->\n        Flat_map l );\n",
+    )
