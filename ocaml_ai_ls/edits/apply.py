@@ -4,11 +4,13 @@ A cascade where each step stays exact (DESIGN.md): exact lines → trailing
 whitespace ignored → leading and trailing whitespace ignored → leading and
 trailing blank lines of the hunk ignored. A match must be unique, unless
 exactly one of the equal matches sits where the header says (after the drift
-the other hunks agree on, if they agree on one). When leading whitespace had
-to be ignored, the `-` lines decide how the added lines are re-indented, else
-the file's own indentation around the place decides; when nothing decides,
-the hunk is refused, never guessed. Kept lines stay byte-for-byte as in the
-file. All hunks or none.
+the other hunks agree on, if they agree on one; alone in its file, only a
+header whose counts agree with its body), or at the end of the file its
+context calls for (fewer context lines after the changes than before: the
+end). When leading whitespace had to be ignored, the `-` lines decide how
+the added lines are re-indented, else the file's own indentation where they
+go decides; when nothing decides, the hunk is refused, never guessed. Kept
+lines stay byte-for-byte as in the file. All hunks or none.
 """
 
 from __future__ import annotations
@@ -185,11 +187,11 @@ def _shift(
     Below the strip level the file and the hunk agree on indentation. Otherwise
     the `-` lines decide when they agree on one shift. Else (context lines that
     drifted alone look just like a whole hunk that did) the file's own
-    indentation near the place chooses among the shifts the hunk's lines show,
-    none included: the one that puts the added block's outermost lines on
-    levels the file uses there, if only one does; among several, the one that
-    puts every added line the file already has nearby (`in`, `end`, `);`...)
-    where the file has it, if only one does.
+    indentation where the added lines go chooses among the shifts the hunk's
+    lines show, none included: of those that put the added block's outermost
+    lines on levels the file's code uses near there (deeper lines may nest
+    anew) and inside the blocks around them, the only one; among several, the
+    one the lines around each run of added lines call for (`_neighbours_decide`).
     """
     added = [line for tag, _, _, j1, j2 in ops if tag != "equal" for line in new[j1:j2]]
     added = [line for line in added if line.strip()]
@@ -306,7 +308,9 @@ def _neighbours_decide(
 
     "The file's own indentation where the added lines go": a run whose outermost
     line starts like the code line before or after it (`let`, `val`, `|`...)
-    is that line's sibling, at its level; a run between two code lines of one
+    is that line's sibling, at its level; so is it, at a candidate level, of
+    the first line not deeper than that level, before or after it, if that one
+    sits at the level and starts alike; a run between two code lines of one
     level (the first not opening a block, the second not closing one) is at
     that level. Every run that says something must say one level, every such
     level must call for one candidate shift, and all runs for the same one;
