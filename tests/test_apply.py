@@ -249,9 +249,8 @@ def test_new_code_may_nest_at_levels_the_file_does_not_use_nearby() -> None:
         "     | exn -> raise exn)\n"
         "\n"
     )
-    diff = (
-        "--- a/a.ml\n+++ b/a.ml\n@@ -6,3 +6,10 @@\n"
-        "    in\n    attempt 0\n \n" + "".join("+" + x + "\n" for x in added.split("\n")[:-1])
+    diff = "--- a/a.ml\n+++ b/a.ml\n@@ -6,3 +6,10 @@\n    in\n    attempt 0\n \n" + "".join(
+        "+" + x + "\n" for x in added.split("\n")[:-1]
     )
     result = _apply_diff(ATTEMPT, diff)
     assert result.text == ATTEMPT.replace("attempt 0\n\n", "attempt 0\n\n" + added)
@@ -279,7 +278,7 @@ def test_a_dedented_insertion_between_two_lines_of_one_level_takes_that_level() 
         "   setup ctx;\n"
         "+  if verbose ctx then\n"
         "+    print_endline\n"
-        "+      \"verbose\";\n"
+        '+      "verbose";\n'
         "   List.iter\n"
     )
     result = _apply_diff(RUN, diff)
@@ -330,19 +329,12 @@ def test_an_added_line_starting_like_its_neighbour_is_its_sibling() -> None:
 def test_a_block_closing_after_the_insertion_bounds_its_level() -> None:
     # the whole hunk 2 spaces shallower; `]` closes the list the new test goes in, so
     # the new lines are deeper than it: as written they would sit at its level
-    src = (
-        "let suite = suite \"s\" [\n"
-        "    test \"a\"\n"
-        "      (fun () ->\n"
-        "         ok ()\n"
-        "      );\n"
-        "  ]\n"
-    )
+    src = 'let suite = suite "s" [\n    test "a"\n      (fun () ->\n         ok ()\n      );\n  ]\n'
     diff = (
         "--- a/s.ml\n+++ b/s.ml\n@@ -5,2 +5,6 @@\n"
         "     );\n"
         "+\n"
-        "+  test \"b\"\n"
+        '+  test "b"\n'
         "+    (fun () -> ok ()\n"
         "+    );\n"
         " ]\n"
@@ -357,14 +349,14 @@ def test_a_lone_header_that_miscounts_its_body_does_not_settle_equal_matches() -
     # `let%test` items end in `;;` every few lines: a line number written from memory
     # lands on one by chance. This header says 0 old lines for a body of 1: it was not
     # computed from the file, so its line is no evidence either
-    src = "".join(f"let%test \"t{i}\" =\n  ok {i}\n;;\n\n" for i in range(4))
-    body = " ;;\n+\n+let%test \"new\" =\n+  ok 9\n+;;\n"
+    src = "".join(f'let%test "t{i}" =\n  ok {i}\n;;\n\n' for i in range(4))
+    body = ' ;;\n+\n+let%test "new" =\n+  ok 9\n+;;\n'
     miscounted = _apply_diff(src, "--- a/t.ml\n+++ b/t.ml\n@@ -7,0 +7,5 @@\n" + body)
     assert miscounted.text is None and "matches 4 places" in miscounted.failures[0].reason
     # counted right, the same line settles it
     counted = _apply_diff(src, "--- a/t.ml\n+++ b/t.ml\n@@ -7,1 +7,5 @@\n" + body)
     assert counted.text == src.replace(
-        "  ok 1\n;;\n", "  ok 1\n;;\n\nlet%test \"new\" =\n  ok 9\n;;\n"
+        "  ok 1\n;;\n", '  ok 1\n;;\n\nlet%test "new" =\n  ok 9\n;;\n'
     )
 
 
