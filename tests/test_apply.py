@@ -422,3 +422,36 @@ def test_an_added_item_takes_the_level_of_the_previous_item_of_its_kind() -> Non
         "        Add l );\n",
         "        Add l );\n      ( 1,\n        list_size x >|= fun l ->\n        Flat_map l );\n",
     )
+
+
+DOC = (
+    "val run : 'a t -> 'a\n"
+    "(** [run p] runs the scheduler.\n"
+    "\n"
+    "    It returns when [p] is resolved,\n"
+    "    and raises if [p] is rejected.\n"
+    "\n"
+    "    Do not call it from inside a callback. *)\n"
+)
+
+
+def test_added_comment_text_is_aligned_with_the_comment_line_before_it() -> None:
+    # the whole hunk one space deeper: the new lines are comment text, which no code
+    # level places; the comment line before them (column 4) does
+    diff = (
+        "--- a/r.mli\n+++ b/r.mli\n@@ -4,3 +4,5 @@\n"
+        "      It returns when [p] is resolved,\n"
+        "      and raises if [p] is rejected.\n"
+        "+     On Unix, it also installs a\n"
+        "+     [SIGCHLD] handler.\n"
+        " \n"
+    )
+    result = _apply_diff(DOC, diff)
+    assert result.text == DOC.replace(
+        "rejected.\n", "rejected.\n    On Unix, it also installs a\n    [SIGCHLD] handler.\n"
+    )
+    # a list item is not prose: nothing says how deep it goes
+    item = diff.replace(
+        "+     On Unix, it also installs a\n+     [SIGCHLD] handler.\n", "+     - on Unix\n"
+    )
+    assert _apply_diff(DOC, item).text is None

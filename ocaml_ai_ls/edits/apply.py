@@ -216,7 +216,7 @@ def _shift(
     runs = _new_runs(file_part, new, ops, lex.at(start))
     code_added = [x for _, run in runs for x in run]
     if not code_added:
-        return None
+        return _in_comment(lex, start, file_part, new, ops, candidates)
     near = lex.code_indents(max(0, start - NEAR_LINES), start + len(old) + NEAR_LINES)
     fitting = [
         s for s in candidates if _outermost_fit(code_added, s, near) and _nests(lex, start, runs, s)
@@ -242,6 +242,55 @@ def _new_runs(
         if code:
             out.append((op, code))
     return out
+
+
+_PROSE = re.compile(r"\s*[A-Za-z@\[]")
+
+
+def _in_comment(
+    lex: _FileLex,
+    start: int,
+    file_part: Sequence[str],
+    new: Sequence[str],
+    ops: Sequence[Opcode],
+    candidates: Sequence[Shift],
+) -> Shift | None:
+    """For added lines that are all comment text: the shift that aligns each run with the
+    comment line before it, when both are prose (not list items, code blocks or the
+    comment's opening line), and every run agrees; None otherwise (string literals too:
+    their whitespace is their content)."""
+    lexer = lex.at(start)
+    decided: set[Shift] = set()
+    for tag, i1, i2, j1, j2 in ops:
+        if tag == "equal":
+            for line in file_part[i1:i2]:
+                lexer.feed(line)
+            continue
+        run: list[str] = []
+        for line in new[j1:j2]:
+            in_comment = lexer.depth > 0 and not lexer.string and lexer.quote is None
+            lexer.feed(line)
+            if line.strip():
+                if not in_comment:
+                    return None
+                run.append(line)
+        if not run:
+            continue
+        outer = _outermost(run)
+        k = start + i1 - 1
+        while k >= 0 and not lex.lines[k].strip():
+            k -= 1
+        if k < 0 or not _PROSE.match(lex.lines[k]) or not all(_PROSE.match(x) for x in outer):
+            return None
+        state = _Lexer(lex.states[k])
+        if not (state.depth > 0 and not state.string and state.quote is None):
+            return None
+        level = _indent(lex.lines[k])
+        fit = [s for s in candidates if all(_indent(_reindent(x, s)) == level for x in outer)]
+        if len(fit) != 1:
+            return None
+        decided.add(fit[0])
+    return next(iter(decided)) if len(decided) == 1 else None
 
 
 def _outermost(code: Sequence[str]) -> list[str]:
