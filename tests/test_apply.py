@@ -455,3 +455,12 @@ def test_added_comment_text_is_aligned_with_the_comment_line_before_it() -> None
         "+     On Unix, it also installs a\n+     [SIGCHLD] handler.\n", "+     - on Unix\n"
     )
     assert _apply_diff(DOC, item).text is None
+
+
+def test_identical_hunks_go_one_to_each_place_whatever_their_headers_say() -> None:
+    # both drifted headers name the first place (counted, so each alone would be trusted)
+    src = "let f x =\n  x + 1\n\nlet g x =\n  x + 1\n"
+    hunk = "@@ -2,1 +2,1 @@\n-  x + 1\n+  x + 2\n"
+    assert _apply_diff(src, "--- a/f.ml\n+++ b/f.ml\n" + hunk + hunk).text == src.replace(
+        "x + 1", "x + 2"
+    )

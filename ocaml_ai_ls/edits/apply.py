@@ -606,9 +606,10 @@ def _resolve(
     total = len(hunks)
     for k, (hunk, options) in enumerate(zip(hunks, found, strict=True)):
         name = f"hunk {k + 1} of {total}"
-        chosen = options if len(options) == 1 else _settled(options, drifts, len(lines))
-        if len(chosen) != 1 and k in twins:
+        if k in twins:  # before the headers: drifted, two of them may name one place
             chosen = [twins[k]]
+        else:
+            chosen = options if len(options) == 1 else _settled(options, drifts, len(lines))
         placed.append(chosen[0] if len(chosen) == 1 and chosen[0].shift is not None else None)
         if not options:
             failures.append(
