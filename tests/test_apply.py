@@ -464,3 +464,19 @@ def test_identical_hunks_go_one_to_each_place_whatever_their_headers_say() -> No
     assert _apply_diff(src, "--- a/f.ml\n+++ b/f.ml\n" + hunk + hunk).text == src.replace(
         "x + 1", "x + 2"
     )
+
+
+def test_a_line_opening_a_comment_is_no_block_opener() -> None:
+    # context one space deeper; `(*$=` ends with `=` but opens an inline test, not a block
+    src = "let get a i = a.(i)\n(*$=\n  1 (get [|1|] 0)\n*)\n\nlet fold = Array.fold_left\n"
+    diff = (
+        "--- a/a.ml\n+++ b/a.ml\n@@ -3,4 +3,6 @@\n"
+        "    1 (get [|1|] 0)\n"
+        "  *)\n"
+        " \n"
+        "+let map f a = Array.map f a\n"
+        "+\n"
+        "  let fold = Array.fold_left\n"
+    )
+    result = _apply_diff(src, diff)
+    assert result.text == src.replace("\nlet fold", "\nlet map f a = Array.map f a\n\nlet fold")

@@ -461,18 +461,28 @@ class _FileLex:
         return _Lexer(self.states[k])
 
     def code_line_before(self, k: int) -> str | None:
-        """The nearest non-blank line before line k that starts in code."""
+        """The nearest non-blank line before line k that starts and ends in code."""
         for i in range(k - 1, -1, -1):
-            if self.lines[i].strip() and not _Lexer(self.states[i]).inside:
+            if self._code(i):
                 return self.lines[i]
         return None
 
     def code_line_after(self, k: int) -> str | None:
-        """The nearest non-blank line at or after line k that starts in code."""
+        """The nearest non-blank line at or after line k that starts and ends in code."""
         for i in range(k, len(self.lines)):
-            if self.lines[i].strip() and not _Lexer(self.states[i]).inside:
+            if self._code(i):
                 return self.lines[i]
         return None
+
+    def _code(self, i: int) -> bool:
+        """A line of code: not blank, not inside a comment or string, not opening one
+        that goes on (`(*$=`, `{|`: its end is no block opener)."""
+        states = self.states
+        return (
+            bool(self.lines[i].strip())
+            and not _Lexer(states[i]).inside
+            and not _Lexer(states[i + 1]).inside
+        )
 
     def code_indents(self, first: int, end: int) -> set[str]:
         """Indentations of the lines in [first, end) that start in code.
