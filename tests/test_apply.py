@@ -219,3 +219,264 @@ def test_identical_hunks_over_as_many_equal_places_apply_to_each() -> None:
     assert _apply_diff(src, diff).text == src.replace("x + 1", "x + 2")
     # one copy for two places is still ambiguous
     assert _apply_diff(src, "--- a/f.ml\n+++ b/f.ml\n" + hunk).text is None
+
+
+# -- where the added lines go: their outermost lines and their neighbours decide (#16) ----
+
+ATTEMPT = (
+    "let create x =\n"
+    "  let rec attempt n =\n"
+    "    if n > 3 then x\n"
+    "    else\n"
+    "      attempt (n + 1)\n"
+    "  in\n"
+    "  attempt 0\n"
+    "\n"
+    "let rec delete d =\n"
+    "  d\n"
+)
+
+
+def test_new_code_may_nest_at_levels_the_file_does_not_use_nearby() -> None:
+    # context one space deeper; the added function aligns `|` at column 5, a level the
+    # file does not use: its outermost line (column 0) is what must fit the file
+    added = (
+        "let unlink fn =\n"
+        "  Lwt.catch\n"
+        "    (fun () -> f fn)\n"
+        "    (function\n"
+        "     | Unix_error _ -> g fn\n"
+        "     | exn -> raise exn)\n"
+        "\n"
+    )
+    diff = "--- a/a.ml\n+++ b/a.ml\n@@ -6,3 +6,10 @@\n    in\n    attempt 0\n \n" + "".join(
+        "+" + x + "\n" for x in added.split("\n")[:-1]
+    )
+    result = _apply_diff(ATTEMPT, diff)
+    assert result.text == ATTEMPT.replace("attempt 0\n\n", "attempt 0\n\n" + added)
+
+
+RUN = (
+    "let run ctx =\n"
+    "  if enabled ctx then begin\n"
+    "    setup ctx;\n"
+    "    List.iter\n"
+    "      (fun x ->\n"
+    "          check x)\n"
+    "      (items ctx);\n"
+    "    finish ctx\n"
+    "  end\n"
+)
+
+
+def test_a_dedented_insertion_between_two_lines_of_one_level_takes_that_level() -> None:
+    # the whole hunk 2 spaces shallower than the file. As written (column 2) the new
+    # lines would fit the file's levels too, and their new level 8 is one the file does
+    # not use nearby: the lines around the insertion (both at 4) decide, not the guess
+    diff = (
+        "--- a/r.ml\n+++ b/r.ml\n@@ -3,2 +3,5 @@\n"
+        "   setup ctx;\n"
+        "+  if verbose ctx then\n"
+        "+    print_endline\n"
+        '+      "verbose";\n'
+        "   List.iter\n"
+    )
+    result = _apply_diff(RUN, diff)
+    assert result.text == RUN.replace(
+        "    setup ctx;\n",
+        '    setup ctx;\n    if verbose ctx then\n      print_endline\n        "verbose";\n',
+    )
+
+
+def test_an_insertion_into_an_empty_block_is_not_put_at_the_block_s_level() -> None:
+    # the whole hunk 2 spaces shallower. `begin` opens a block and `end` closes it: the
+    # new line goes deeper than both, so as written (column 2, the block's level) is
+    # ruled out; shifted (column 4) is a level the file does not use there: refused
+    src = "let f x =\n  let r = ref 0 in\n  if x then begin\n  end;\n  !r\n"
+    diff = "--- a/f.ml\n+++ b/f.ml\n@@ -3,2 +3,3 @@\n if x then begin\n+  incr r\n end;\n"
+    result = _apply_diff(src, diff)
+    assert result.text is None and "indented differently" in result.failures[0].reason
+
+
+SIG = (
+    "let wrap p =\n"
+    " match p with\n"
+    " | Some x -> x\n"
+    " | None -> 0\n"
+    "\n"
+    "module C :\n"
+    "sig\n"
+    "  val async : (unit -> unit) -> unit\n"
+    "  val ignore : 'a -> unit\n"
+    "end\n"
+)
+
+
+def test_an_added_line_starting_like_its_neighbour_is_its_sibling() -> None:
+    # context one space deeper; the file uses columns 1 and 2 nearby, so both readings
+    # fit its levels: the `val` after it says the new `val` is at its level (2)
+    diff = (
+        "--- a/c.ml\n+++ b/c.ml\n@@ -6,3 +6,4 @@\n"
+        "  module C :\n"
+        "  sig\n"
+        "+  val dont_wait : (unit -> unit) -> unit\n"
+        "   val async : (unit -> unit) -> unit\n"
+    )
+    result = _apply_diff(SIG, diff)
+    assert result.text == SIG.replace("sig\n", "sig\n  val dont_wait : (unit -> unit) -> unit\n")
+
+
+def test_a_block_closing_after_the_insertion_bounds_its_level() -> None:
+    # the whole hunk 2 spaces shallower; `]` closes the list the new test goes in, so
+    # the new lines are deeper than it: as written they would sit at its level
+    src = 'let suite = suite "s" [\n    test "a"\n      (fun () ->\n         ok ()\n      );\n  ]\n'
+    diff = (
+        "--- a/s.ml\n+++ b/s.ml\n@@ -5,2 +5,6 @@\n"
+        "     );\n"
+        "+\n"
+        '+  test "b"\n'
+        "+    (fun () -> ok ()\n"
+        "+    );\n"
+        " ]\n"
+    )
+    result = _apply_diff(src, diff)
+    assert result.text == src.replace(
+        "      );\n  ]", '      );\n\n    test "b"\n      (fun () -> ok ()\n      );\n  ]'
+    )
+
+
+def test_a_lone_header_that_miscounts_its_body_does_not_settle_equal_matches() -> None:
+    # `let%test` items end in `;;` every few lines: a line number written from memory
+    # lands on one by chance. This header says 0 old lines for a body of 1: it was not
+    # computed from the file, so its line is no evidence either
+    src = "".join(f'let%test "t{i}" =\n  ok {i}\n;;\n\n' for i in range(4))
+    body = ' ;;\n+\n+let%test "new" =\n+  ok 9\n+;;\n'
+    miscounted = _apply_diff(src, "--- a/t.ml\n+++ b/t.ml\n@@ -7,0 +7,5 @@\n" + body)
+    assert miscounted.text is None and "matches 4 places" in miscounted.failures[0].reason
+    # counted right, the same line settles it
+    counted = _apply_diff(src, "--- a/t.ml\n+++ b/t.ml\n@@ -7,1 +7,5 @@\n" + body)
+    assert counted.text == src.replace(
+        "  ok 1\n;;\n", '  ok 1\n;;\n\nlet%test "new" =\n  ok 9\n;;\n'
+    )
+
+
+def test_a_hunk_with_context_only_before_its_changes_sits_at_the_end_of_the_file() -> None:
+    # a diff writes fewer context lines after a change only at the file's end (as GNU
+    # patch reads it): of the two `;;` endings, the last one
+    src = "let a =\n  1\n;;\n\nlet b =\n  1\n;;\n"
+    diff = "--- a/t.ml\n+++ b/t.ml\n@@ @@\n   1\n ;;\n+\n+let c = 2\n"
+    result = _apply_diff(src, diff)
+    assert result.text == src + "\nlet c = 2\n"
+    # with as many context lines after the change as before, nothing says where
+    mid = "--- a/t.ml\n+++ b/t.ml\n@@ @@\n   1\n+  + 0\n ;;\n"
+    assert _apply_diff(src, mid).text is None
+
+
+def test_a_hunk_with_context_only_after_its_changes_sits_at_the_start_of_the_file() -> None:
+    src = "let a =\n  1\n;;\n\nlet a =\n  1\n;;\n"
+    diff = "--- a/t.ml\n+++ b/t.ml\n@@ @@\n+open Base\n let a =\n   1\n"
+    result = _apply_diff(src, diff)
+    assert result.text == "open Base\n" + src
+
+
+def test_an_empty_line_ending_a_hunk_is_no_evidence_for_the_end_of_the_file() -> None:
+    # the empty line may be a context line whose space was stripped (then the hunk is
+    # not at the end: the first `;;` has an empty line after it) or a separator
+    src = "let a =\n  1\n;;\n\nlet b =\n  1\n;;\n"
+    diff = "--- a/t.ml\n+++ b/t.ml\n@@ @@\n ;;\n+let c = 2\n\nThat adds c.\n"
+    result = _apply_diff(src, diff)
+    assert result.text is None and "matches 2 places" in result.failures[0].reason
+
+
+GEN = (
+    "let gen size =\n"
+    "  frequency\n"
+    "    [\n"
+    "      ( 1,\n"
+    "        return Pop );\n"
+    "      ( 1,\n"
+    "        small_list x >|= fun l ->\n"
+    "        Add l );\n"
+    "    ]\n"
+    "    (fun y ->\n"
+    "     y)\n"
+)
+
+
+def test_an_added_item_takes_the_level_of_the_previous_item_of_its_kind() -> None:
+    # context one space deeper; the file uses columns 5 and 6 nearby, so both readings fit
+    # its levels, and the lines right around say nothing (`Add l );` then `]`). Going back
+    # over deeper lines, the first line at column 6 starts like the new item (`( 1,`):
+    # the new item is its sibling; at column 5 the first line is `[`, no sibling
+    diff = (
+        "--- a/g.ml\n+++ b/g.ml\n@@ @@\n"
+        "          small_list x >|= fun l ->\n"
+        "          Add l );\n"
+        "+      ( 1,\n"
+        "+        list_size x >|= fun l ->\n"
+        "+        Flat_map l );\n"
+        "      ]\n"
+    )
+    result = _apply_diff(GEN, diff)
+    assert result.text == GEN.replace(
+        "        Add l );\n",
+        "        Add l );\n      ( 1,\n        list_size x >|= fun l ->\n        Flat_map l );\n",
+    )
+
+
+DOC = (
+    "val run : 'a t -> 'a\n"
+    "(** [run p] runs the scheduler.\n"
+    "\n"
+    "    It returns when [p] is resolved,\n"
+    "    and raises if [p] is rejected.\n"
+    "\n"
+    "    Do not call it from inside a callback. *)\n"
+)
+
+
+def test_added_comment_text_is_aligned_with_the_comment_line_before_it() -> None:
+    # the whole hunk one space deeper: the new lines are comment text, which no code
+    # level places; the comment line before them (column 4) does
+    diff = (
+        "--- a/r.mli\n+++ b/r.mli\n@@ -4,3 +4,5 @@\n"
+        "      It returns when [p] is resolved,\n"
+        "      and raises if [p] is rejected.\n"
+        "+     On Unix, it also installs a\n"
+        "+     [SIGCHLD] handler.\n"
+        " \n"
+    )
+    result = _apply_diff(DOC, diff)
+    assert result.text == DOC.replace(
+        "rejected.\n", "rejected.\n    On Unix, it also installs a\n    [SIGCHLD] handler.\n"
+    )
+    # a list item is not prose: nothing says how deep it goes
+    item = diff.replace(
+        "+     On Unix, it also installs a\n+     [SIGCHLD] handler.\n", "+     - on Unix\n"
+    )
+    assert _apply_diff(DOC, item).text is None
+
+
+def test_identical_hunks_go_one_to_each_place_whatever_their_headers_say() -> None:
+    # both drifted headers name the first place (counted, so each alone would be trusted)
+    src = "let f x =\n  x + 1\n\nlet g x =\n  x + 1\n"
+    hunk = "@@ -2,1 +2,1 @@\n-  x + 1\n+  x + 2\n"
+    assert _apply_diff(src, "--- a/f.ml\n+++ b/f.ml\n" + hunk + hunk).text == src.replace(
+        "x + 1", "x + 2"
+    )
+
+
+def test_a_line_opening_a_comment_is_no_block_opener() -> None:
+    # context one space deeper; `(*$=` ends with `=` but opens an inline test, not a block
+    src = "let get a i = a.(i)\n(*$=\n  1 (get [|1|] 0)\n*)\n\nlet fold = Array.fold_left\n"
+    diff = (
+        "--- a/a.ml\n+++ b/a.ml\n@@ -3,4 +3,6 @@\n"
+        "    1 (get [|1|] 0)\n"
+        "  *)\n"
+        " \n"
+        "+let map f a = Array.map f a\n"
+        "+\n"
+        "  let fold = Array.fold_left\n"
+    )
+    result = _apply_diff(src, diff)
+    assert result.text == src.replace("\nlet fold", "\nlet map f a = Array.map f a\n\nlet fold")

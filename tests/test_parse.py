@@ -67,3 +67,29 @@ def test_whole_file_block_after_a_path() -> None:
 def test_no_edit_explains() -> None:
     result = parse_answer("I cannot do that.")
     assert not result.usable and "no edit found" in result.reason
+
+
+def test_a_header_counts_only_when_its_line_counts_agree_with_the_body() -> None:
+    def counted(text: str) -> list[bool]:
+        return [h.counted for e in parse_answer(text).edits for h in e.hunks]
+
+    assert counted("--- a/a.ml\n+++ b/a.ml\n@@ -3,2 +3,2 @@\n x\n-y\n+z\n") == [True]
+    assert counted("--- a/a.ml\n+++ b/a.ml\n@@ -3,4 +3,2 @@\n x\n-y\n+z\n") == [False]
+    assert counted("--- a/a.ml\n+++ b/a.ml\n@@ -3 +3 @@\n-y\n+z\n") == [True]  # 1 if left out
+    assert counted("@@ @@\n-y\n+z\n") == [False]
+    # an empty line ending the hunk may or may not be one of its lines: either count fits
+    assert counted("--- a/a.ml\n+++ b/a.ml\n@@ -3,2 +3,2 @@\n x\n-y\n+z\n\nDone.\n") == [True]
+
+
+def test_which_end_of_the_file_a_hunk_s_context_calls_for() -> None:
+    def anchors(text: str) -> list[str]:
+        return [h.anchor for e in parse_answer(text).edits for h in e.hunks]
+
+    head = "--- a/a.ml\n+++ b/a.ml\n@@ @@\n"
+    assert anchors(head + " x\n y\n+z\n") == ["end"]
+    assert anchors(head + "+z\n x\n") == ["start"]
+    assert anchors(head + " x\n+z\n y\n") == [""]
+    assert anchors(head + " x\n y\n+z\n w\n") == ["end"]
+    # an empty line after it may have been a context line: 1 after, 1 before
+    assert anchors(head + " x\n+z\n\nThat is all.\n") == [""]
+    assert anchors(head + " x\n+z\n") == ["end"]  # the answer's final newline is no line

@@ -4,11 +4,13 @@ A cascade where each step stays exact (DESIGN.md): exact lines → trailing
 whitespace ignored → leading and trailing whitespace ignored → leading and
 trailing blank lines of the hunk ignored. A match must be unique, unless
 exactly one of the equal matches sits where the header says (after the drift
-the other hunks agree on, if they agree on one). When leading whitespace had
-to be ignored, the `-` lines decide how the added lines are re-indented, else
-the file's own indentation around the place decides; when nothing decides,
-the hunk is refused, never guessed. Kept lines stay byte-for-byte as in the
-file. All hunks or none.
+the other hunks agree on, if they agree on one; alone in its file, only a
+header whose counts agree with its body), or at the end of the file its
+context calls for (fewer context lines after the changes than before: the
+end). When leading whitespace had to be ignored, the `-` lines decide how
+the added lines are re-indented, else the file's own indentation where they
+go decides; when nothing decides, the hunk is refused, never guessed. Kept
+lines stay byte-for-byte as in the file. All hunks or none.
 """
 
 from __future__ import annotations
@@ -77,6 +79,8 @@ class _Placed:
     ops: tuple[Opcode, ...] = ()
     shift: Shift | None = _SAME
     hint: int | None = None
+    counted: bool = False
+    anchor: str = ""
 
 
 def _matches(lines: list[str], old: Sequence[str], level: int) -> list[int]:
@@ -182,10 +186,13 @@ def _shift(
     """How to re-indent the added lines at this place; None when nothing decides.
 
     Below the strip level the file and the hunk agree on indentation. Otherwise
-    the `-` lines decide when they agree on one shift; else (context lines that
+    the `-` lines decide when they agree on one shift. Else (context lines that
     drifted alone look just like a whole hunk that did) the file's own
-    indentation near the place picks among the shifts the hunk's lines show,
-    none included, if exactly one fits.
+    indentation where the added lines go chooses among the shifts the hunk's
+    lines show, none included: of those that put the added block's outermost
+    lines on levels the file's code uses near there (deeper lines may nest
+    anew) and inside the blocks around them, the only one; among several, the
+    one the lines around each run of added lines call for (`_neighbours_decide`).
     """
     added = [line for tag, _, _, j1, j2 in ops if tag != "equal" for line in new[j1:j2]]
     added = [line for line in added if line.strip()]
@@ -202,45 +209,196 @@ def _shift(
     if len(removed) == 1 and None not in removed:
         return next(iter(removed))
     shown = {_line_shift(h, w) for h, w in zip(file_part, old, strict=True) if w.strip()}
-    candidates = {_SAME} | {s for s in shown if s is not None}
-    code_added = [x for x in _new_lines(file_part, new, ops, lex.at(start)) if x.strip()]
+    candidates = [
+        s
+        for s in sorted({_SAME} | {s for s in shown if s is not None})
+        if all(line.startswith(s[0]) for line in added)
+    ]
+    runs = _new_runs(file_part, new, ops, lex.at(start))
+    code_added = [x for _, run in runs for x in run]
+    if not code_added:
+        return _in_comment(lex, start, file_part, new, ops, candidates)
     near = lex.code_indents(max(0, start - NEAR_LINES), start + len(old) + NEAR_LINES)
-    fitting = [s for s in candidates if _fits(added, code_added, s, near)]
-    return fitting[0] if len(fitting) == 1 else None
+    fitting = [
+        s for s in candidates if _outermost_fit(code_added, s, near) and _nests(lex, start, runs, s)
+    ]
+    if len(fitting) == 1:
+        return fitting[0]
+    return _neighbours_decide(lex, start, runs, fitting)
 
 
-def _new_lines(
+def _new_runs(
     file_part: Sequence[str], new: Sequence[str], ops: Sequence[Opcode], lexer: _Lexer
-) -> list[str]:
-    """The added lines that start in code (not inside a comment or string literal)."""
-    out: list[str] = []
+) -> list[tuple[Opcode, list[str]]]:
+    """Each run of added lines with those of its lines that start in code (not inside a
+    comment or string literal), and not blank."""
+    out: list[tuple[Opcode, list[str]]] = []
+    for op in ops:
+        tag, i1, i2, j1, j2 = op
+        if tag == "equal":
+            for line in file_part[i1:i2]:
+                lexer.feed(line)
+            continue
+        code = [line for line in new[j1:j2] if not lexer.feed(line) and line.strip()]
+        if code:
+            out.append((op, code))
+    return out
+
+
+_PROSE = re.compile(r"\s*[A-Za-z@\[]")
+
+
+def _in_comment(
+    lex: _FileLex,
+    start: int,
+    file_part: Sequence[str],
+    new: Sequence[str],
+    ops: Sequence[Opcode],
+    candidates: Sequence[Shift],
+) -> Shift | None:
+    """For added lines that are all comment text: the shift that aligns each run with the
+    comment line before it, when both are prose (not list items, code blocks or the
+    comment's opening line), and every run agrees; None otherwise (string literals too:
+    their whitespace is their content)."""
+    lexer = lex.at(start)
+    decided: set[Shift] = set()
     for tag, i1, i2, j1, j2 in ops:
         if tag == "equal":
             for line in file_part[i1:i2]:
                 lexer.feed(line)
             continue
-        out.extend(line for line in new[j1:j2] if not lexer.feed(line))
-    return out
+        run: list[str] = []
+        for line in new[j1:j2]:
+            in_comment = lexer.depth > 0 and not lexer.string and lexer.quote is None
+            lexer.feed(line)
+            if line.strip():
+                if not in_comment:
+                    return None
+                run.append(line)
+        if not run:
+            continue
+        outer = _outermost(run)
+        k = start + i1 - 1
+        while k >= 0 and not lex.lines[k].strip():
+            k -= 1
+        if k < 0 or not _PROSE.match(lex.lines[k]) or not all(_PROSE.match(x) for x in outer):
+            return None
+        state = _Lexer(lex.states[k])
+        if not (state.depth > 0 and not state.string and state.quote is None):
+            return None
+        level = _indent(lex.lines[k])
+        fit = [s for s in candidates if all(_indent(_reindent(x, s)) == level for x in outer)]
+        if len(fit) != 1:
+            return None
+        decided.add(fit[0])
+    return next(iter(decided)) if len(decided) == 1 else None
 
 
-def _fits(added: Sequence[str], code: Sequence[str], shift: Shift, near: set[str]) -> bool:
-    """Re-indented by `shift`, the added code lines take indentations the file uses near there.
+def _outermost(code: Sequence[str]) -> list[str]:
+    """The lines of a block at its shallowest indentation."""
+    outer = min(len(_indent(x)) for x in code)
+    return [x for x in code if len(_indent(x)) == outer]
 
-    Every added line must be able to take the shift. A code line deeper than
-    every code line near there (new nesting) says nothing; at least one must
-    land on an indentation the file uses.
-    """
-    if not all(line.startswith(shift[0]) for line in added):
-        return False
-    deepest = max((len(x) for x in near), default=-1)
-    hits = 0
-    for line in code:
-        indent = _indent(_reindent(line, shift))
-        if indent in near:
-            hits += 1
-        elif len(indent) <= deepest:
+
+def _outermost_fit(code: Sequence[str], shift: Shift, near: set[str]) -> bool:
+    """Re-indented by `shift`, the added block's outermost code lines take a level the
+    file's code uses near there. Deeper lines say nothing: new code may nest anew."""
+    return all(_indent(_reindent(x, shift)) in near for x in _outermost(code))
+
+
+#: Words that start an item or a case: lines starting alike are siblings, one level.
+_SIBLING_HEADS = frozenset(
+    {"let", "and", "val", "type", "module", "external", "exception", "include", "open", "|"}
+)
+#: Line endings that open a block (the next line is deeper) and line starts that close one.
+_OPENS = re.compile(r"(\b(begin|struct|sig|object|do|then|else|try)|=|\(|\[\|?|\{)\s*$")
+_CLOSES = re.compile(r"^\s*(end\b|done\b|\)|\]|\|\]|\})")
+_HEAD = re.compile(r"\s*([\w'.]+|\S)")
+
+
+def _head(line: str) -> str:
+    m = _HEAD.match(line)
+    return m.group(1) if m else ""
+
+
+def _nests(
+    lex: _FileLex, start: int, runs: Sequence[tuple[Opcode, list[str]]], shift: Shift
+) -> bool:
+    """Re-indented by `shift`, each run of added lines is deeper than the code line before
+    it when that line opens a block (`begin`, `=`, `->`, `(`...), and deeper than the
+    one after it when that one closes a block (`end`, `)`, `]`...)."""
+    for (_, i1, i2, _, _), code in runs:
+        outer = len(_indent(_reindent(_outermost(code)[0], shift)))
+        before = lex.code_line_before(start + i1)
+        after = lex.code_line_after(start + i2)
+        if before is not None and _OPENS.search(before) and outer <= len(_indent(before)):
             return False
-    return hits > 0
+        if after is not None and _CLOSES.match(after) and outer <= len(_indent(after)):
+            return False
+    return True
+
+
+def _sibling_at(lex: _FileLex, k: int, step: int, level: str, head: str) -> bool:
+    """Whether, going from line k by `step` over code lines deeper than `level`, the first
+    code line that is not deeper sits at `level` and starts with `head` (opening no block)."""
+    i = k - 1 if step < 0 else k
+    width = len(level)
+    while 0 <= i < len(lex.lines):
+        line = lex.lines[i]
+        if line.strip() and not _Lexer(lex.states[i]).inside and len(_indent(line)) <= width:
+            return _indent(line) == level and _head(line) == head and not _OPENS.search(line)
+        i += step
+    return False
+
+
+def _neighbours_decide(
+    lex: _FileLex, start: int, runs: Sequence[tuple[Opcode, list[str]]], candidates: Sequence[Shift]
+) -> Shift | None:
+    """The shift the file's lines around each run of added lines call for, if one.
+
+    "The file's own indentation where the added lines go": a run whose outermost
+    line starts like the code line before or after it (`let`, `val`, `|`...)
+    is that line's sibling, at its level; so is it, at a candidate level, of
+    the first line not deeper than that level, before or after it, if that one
+    sits at the level and starts alike; a run between two code lines of one
+    level (the first not opening a block, the second not closing one) is at
+    that level. Every run that says something must say one level, every such
+    level must call for one candidate shift, and all runs for the same one;
+    else nothing decides.
+    """
+    decided: set[Shift] = set()
+    for (_, i1, i2, _, _), code in runs:
+        outer = _outermost(code)
+        before = lex.code_line_before(start + i1)
+        after = lex.code_line_after(start + i2)
+        levels: set[str] = set()
+        head = _head(outer[0])
+        if head in _SIBLING_HEADS and all(_head(x) == head for x in outer):
+            levels |= {_indent(x) for x in (before, after) if x is not None and _head(x) == head}
+        if (
+            before is not None
+            and after is not None
+            and _indent(before) == _indent(after)
+            and not _OPENS.search(before)
+            and not _CLOSES.match(after)
+        ):
+            levels.add(_indent(before))
+        for s in candidates:
+            level = _indent(_reindent(outer[0], s))
+            if _sibling_at(lex, start + i1, -1, level, head) or _sibling_at(
+                lex, start + i2, 1, level, head
+            ):
+                levels.add(level)
+        if len(levels) > 1:
+            return None
+        if not levels:
+            continue
+        level = next(iter(levels))
+        fit = [s for s in candidates if all(_indent(_reindent(x, s)) == level for x in outer)]
+        if len(fit) != 1:
+            return None
+        decided.add(fit[0])
+    return next(iter(decided)) if len(decided) == 1 else None
 
 
 _LEXEME = re.compile(r"""\\.|"|\(\*|\*\)|\{([a-z_]*)\||\|([a-z_]*)\}|'(?:\\.|[^\\'])'""")
@@ -303,6 +461,30 @@ class _FileLex:
         """A lexer as it stands before line k."""
         return _Lexer(self.states[k])
 
+    def code_line_before(self, k: int) -> str | None:
+        """The nearest non-blank line before line k that starts and ends in code."""
+        for i in range(k - 1, -1, -1):
+            if self._code(i):
+                return self.lines[i]
+        return None
+
+    def code_line_after(self, k: int) -> str | None:
+        """The nearest non-blank line at or after line k that starts and ends in code."""
+        for i in range(k, len(self.lines)):
+            if self._code(i):
+                return self.lines[i]
+        return None
+
+    def _code(self, i: int) -> bool:
+        """A line of code: not blank, not inside a comment or string, not opening one
+        that goes on (`(*$=`, `{|`: its end is no block opener)."""
+        states = self.states
+        return (
+            bool(self.lines[i].strip())
+            and not _Lexer(states[i]).inside
+            and not _Lexer(states[i + 1]).inside
+        )
+
     def code_indents(self, first: int, end: int) -> set[str]:
         """Indentations of the lines in [first, end) that start in code.
 
@@ -329,6 +511,8 @@ def _strip_numbers(hunk: Hunk, lines: list[str]) -> Hunk:
         tuple(_NUMBERED.sub("", x, count=1) for x in hunk.new),
         hunk.line_hint,
         hunk.marks,
+        hunk.counted,
+        hunk.anchor,
     )
 
 
@@ -351,7 +535,11 @@ def _trim_blank(hunk: Hunk) -> Hunk | None:
     if not changed or not old:
         return None
     hint = None if hunk.line_hint is None else hunk.line_hint + lead
-    return Hunk(tuple(old), tuple(new), hint)
+    # the side the context is short on stays short: the anchor holds if the other side lost
+    # nothing
+    trail = len(hunk.old) - lead - len(old)
+    anchor = hunk.anchor if (lead, trail)[hunk.anchor == "start"] == 0 else ""
+    return Hunk(tuple(old), tuple(new), hint, counted=hunk.counted, anchor=anchor)
 
 
 def _locate(lines: list[str], hunk: Hunk, lex: _FileLex | None = None) -> tuple[list[_Placed], int]:
@@ -377,7 +565,9 @@ def _locate(lines: list[str], hunk: Hunk, lex: _FileLex | None = None) -> tuple[
 def _place(lines: list[str], lex: _FileLex, start: int, hunk: Hunk, level: int) -> _Placed:
     ops = _opcodes(hunk)
     shift = _shift(lines, lex, start, hunk.old, hunk.new, ops, level)
-    return _Placed(start, hunk.old, hunk.new, level, ops, shift, hunk.line_hint)
+    return _Placed(
+        start, hunk.old, hunk.new, level, ops, shift, hunk.line_hint, hunk.counted, hunk.anchor
+    )
 
 
 def _closest(lines: list[str], old: Sequence[str]) -> str | None:
@@ -427,9 +617,10 @@ def _resolve(
     total = len(hunks)
     for k, (hunk, options) in enumerate(zip(hunks, found, strict=True)):
         name = f"hunk {k + 1} of {total}"
-        chosen = options if len(options) == 1 else _at_header(options, drifts)
-        if len(chosen) != 1 and k in twins:
+        if k in twins:  # before the headers: drifted, two of them may name one place
             chosen = [twins[k]]
+        else:
+            chosen = options if len(options) == 1 else _settled(options, drifts, len(lines))
         placed.append(chosen[0] if len(chosen) == 1 and chosen[0].shift is not None else None)
         if not options:
             failures.append(
@@ -468,13 +659,38 @@ def _twins(found: Sequence[Sequence[_Placed]]) -> dict[int, _Placed]:
     return out
 
 
+def _settled(options: Sequence[_Placed], drifts: set[int], total: int) -> list[_Placed]:
+    """The one of several equal matches the header's line or the file's end calls for.
+
+    Both must agree when both speak; otherwise none (refused).
+    """
+    by_header = _at_header(options, drifts)
+    by_edge = _at_edge(options, total)
+    if len(by_header) == 1 and len(by_edge) == 1 and by_header != by_edge:
+        return []
+    return by_header if len(by_header) == 1 else by_edge
+
+
+def _at_edge(options: Sequence[_Placed], total: int) -> list[_Placed]:
+    """The equal match at the end of the file its context calls for ("anchor")."""
+    anchor = options[0].anchor if options else ""
+    if anchor == "end":
+        return [p for p in options if p.start + len(p.old) == total]
+    if anchor == "start" and options[0].hint in (None, 0):
+        return [p for p in options if p.start == 0]
+    return []
+
+
 def _at_header(options: Sequence[_Placed], drifts: set[int]) -> list[_Placed]:
     """The equal matches at the header's line, moved by the drift the other hunks agree on.
 
-    Without a header line, or when the other hunks disagree, none: ambiguity is refused.
+    Without a header line, or when the other hunks disagree, none: ambiguity is
+    refused. Alone in its file, a header counts only if its line counts agree
+    with its body: numbers written from memory land on an equal match by chance
+    (a `;;` every few lines), numbers computed from the file do not miscount.
     """
     hint = options[0].hint if options else None
-    if hint is None or len(drifts) > 1:
+    if hint is None or len(drifts) > 1 or (not drifts and not options[0].counted):
         return []
     expected = hint + next(iter(drifts), 0)
     return [p for p in options if p.start == expected]

@@ -19,13 +19,19 @@ class Hunk:
     matches. `marks` is a unified diff's own pairing of the lines, one of " ",
     "-", "+" per body line in order ("" for SEARCH/REPLACE): a `-x`/`+x` pair is
     a change (say of trailing whitespace), not a kept line, and only the `-`
-    lines may say how the `+` lines are indented.
+    lines may say how the `+` lines are indented. `counted` is true when the
+    header's line counts agree with the body: a header computed from a file,
+    whose line number alone may settle equal matches. `anchor` is "start" or
+    "end" when the context says the hunk sits at that end of the file (fewer
+    context lines on that side than on the other), else "".
     """
 
     old: tuple[str, ...]
     new: tuple[str, ...]
     line_hint: int | None = None
     marks: str = field(default="", compare=False)
+    counted: bool = field(default=False, compare=False)
+    anchor: str = field(default="", compare=False)
 
 
 @dataclass(frozen=True)

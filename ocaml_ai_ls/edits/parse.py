@@ -17,7 +17,7 @@ _SEARCH = re.compile(r"^\s*<{5,9}\s*SEARCH\s*$", re.I)
 _DIVIDER = re.compile(r"^\s*={5,9}\s*$")
 _REPLACE = re.compile(r"^\s*>{5,9}\s*REPLACE\s*$", re.I)
 _FENCE = re.compile(r"^\s*(`{3,}|~{3,})(.*)$")
-_HUNK = re.compile(r"^@@+\s*(?:-(\d+)(?:,\d+)?)?.*$")
+_HUNK = re.compile(r"^@@+\s*(?:-(\d+)(?:,(\d+))?(?:\s+\+(\d+)(?:,(\d+))?)?)?.*$")
 _PATH_PREFIX = re.compile(r"^(?:#+\s*|(?:file|path|filename)\s*:\s*)", re.I)
 _WHOLE_FILE = re.compile(r"(\.mli?|\.mll|\.mly|\.opam|(^|/)dune|(^|/)dune-project)$")
 MAX_ANSWER_CHARS = 2_000_000
@@ -238,15 +238,32 @@ class _Parser:
             else:
                 break
             i += 1
-        # blank lines at the end are usually prose separators, not context
-        while old and new and old[-1] == "" and new[-1] == "" and self.lines[i - 1] == "":
+        if i == n and n > 1 and self.lines[-1] == "" and old and new and marks[-1] == " ":
+            # the empty "line" after the answer's last newline is no line at all
+            old.pop()
+            new.pop()
+            marks.pop()
+            i -= 1
+        counts = _counts(match)
+        # blank lines at the end may be context whose space was stripped, or separators
+        # before prose or the next file: not evidence either way, dropped
+        blank = 0  # empty lines (not even a context line's space) ending the hunk
+        while (
+            blank < min(len(old), len(new))
+            and old[-1 - blank] == new[-1 - blank] == self.lines[i - 1 - blank] == ""
+        ):
+            blank += 1
+        counted = counts in ((len(old), len(new)), (len(old) - blank, len(new) - blank))
+        for _ in range(blank):
             old.pop()
             new.pop()
             marks.pop()
             i -= 1
         if old or new:
             line_hint = hint if hint is not None and hint >= 0 else None
-            self.add_hunk(path, Hunk(tuple(old), tuple(new), line_hint, "".join(marks)))
+            anchor = _anchor("".join(marks), blank)
+            hunk = Hunk(tuple(old), tuple(new), line_hint, "".join(marks), counted, anchor)
+            self.add_hunk(path, hunk)
         return max(i, start + 1)
 
     # -- fenced blocks -------------------------------------------------------------
@@ -275,6 +292,32 @@ class _Parser:
             if "/" in candidate or (_WHOLE_FILE.search(candidate) and "." in candidate):
                 return candidate
         return None
+
+
+def _anchor(marks: str, dropped: int) -> str:
+    """Where a unified diff's hunk must sit by its context: "end" when it has fewer
+    context lines after its changes than before them, "start" when fewer before
+    than after (a diff writes fewer only at the file's ends, as GNU patch reads
+    it), else "". The `dropped` blank lines of its end count as context here: it
+    must hold whether they were context or not.
+    """
+    if not marks.strip():
+        return ""
+    lead = len(marks) - len(marks.lstrip(" "))
+    trail = len(marks) - len(marks.rstrip(" "))
+    if trail + dropped < lead:
+        return "end"
+    if lead < trail:
+        return "start"
+    return ""
+
+
+def _counts(header: re.Match[str] | None) -> tuple[int, int] | None:
+    """The old and new line counts an `@@ -a,b +c,d @@` header gives (1 when left out)."""
+    if header is None or header.group(1) is None or header.group(3) is None:
+        return None
+    old, new = header.group(2), header.group(4)
+    return (1 if old is None else int(old)), (1 if new is None else int(new))
 
 
 def parse_answer(text: str) -> ParseResult:
