@@ -167,3 +167,36 @@ def test_every_grade_through_ces_serve(rows: list[dict[str, Any]], ces_url: str)
             [c for _, c, _ in CASES], [rows[i]["provenance"] for i, _, _ in CASES]
         )
     assert got == [want for _, _, want in CASES]
+
+
+def test_the_reward_and_eval_agree_on_what_passes(tmp_path: Path) -> None:
+    """The scripted model's first answers to the harness's tasks, graded by the reward
+    on each task's before state: 1.0 exactly where `eval` passed them before repair."""
+    from ocaml_ai_ls.dataset.episodes import Episode
+    from ocaml_ai_ls.dataset.export import provenance
+    from ocaml_ai_ls.eval.runner import read_attempts
+    from ocaml_ai_ls.eval.tasks import load_tasks
+    from tests.test_eval_runner import ANSWERS, TASKS, TaskModel, run_eval
+
+    out = tmp_path / "eval"
+    with TaskModel(ANSWERS) as model:
+        done = run_eval(out, model.base_url, "--record-answers")
+    assert done.returncode == 0, done.stderr
+    attempts = {a["task"]: a for a in read_attempts(out / "attempts.jsonl")}
+    calls = [json.loads(line) for line in (out / "answers.jsonl").read_text().splitlines()]
+    first = {c["task"]: c["answers"][0] for c in calls if c["round"] == 0}
+    tasks = {t.id: t for t in load_tasks(TASKS)}
+    ids = sorted(first)
+    rows = [provenance(Episode(tasks[i], None, "test"), []) for i in ids]
+    with Grader(workers=2) as grader:
+        rewards = dict(zip(ids, grader.grade_batch([first[i] for i in ids], rows), strict=True))
+    assert rewards == {
+        "correct": 1.0,
+        "garbage": 0.0,
+        "no-apply": 0.0,
+        "repaired": 0.5,  # its first answer is a type error (the repair passes)
+        "test-failure": 0.75,
+    }
+    assert {i for i in ids if rewards[i] == 1.0} == {
+        i for i in ids if attempts[i]["passed_before_repair"]
+    }
