@@ -43,6 +43,7 @@ from typing import Any
 
 import httpx
 
+from .eval.tasks import safe_relative
 from .verify.diffs import BadDiff, answer_files
 from .verify.engine import CheckEngine
 from .verify.result import OK, PARSE_ERROR, TEST_FAILURE, WARNING
@@ -88,9 +89,12 @@ class BeforeState:
             raise ValueError("the row's provenance names no project")
         files: dict[str, str | None] = {}
         for item in provenance.get("files") or []:
-            if isinstance(item, Mapping) and isinstance(item.get("path"), str):
-                text = item.get("text")
-                files[str(item["path"])] = text if isinstance(text, str) else None
+            path = item.get("path") if isinstance(item, Mapping) else None
+            rel = safe_relative(path) if isinstance(path, str) else None
+            if rel is None:  # never a write outside the project's shadow
+                raise ValueError(f"the row's provenance has a bad file path: {path!r}")
+            text = item.get("text")
+            files[rel] = text if isinstance(text, str) else None
         location = provenance.get("location")
         target = location.get("path") if isinstance(location, Mapping) else None
         return cls(

@@ -121,6 +121,9 @@ def test_a_broken_row_is_zero_not_a_crash(rows: list[dict[str, Any]]) -> None:
         assert grader.grade(CUBE, {"files": []}) == 0.0
         missing = {**rows[0]["provenance"], "project": "/nonexistent/project"}
         assert grader.grade(CUBE, missing) == 0.0
+        outside = {**rows[0]["provenance"], "files": [{"path": "../evil.ml", "text": "x"}]}
+        assert grader.grade(CUBE, outside) == 0.0
+        assert not (Path(rows[0]["provenance"]["project"]).parent / "evil.ml").exists()
     with pytest.raises(ValueError, match="provenance"):
         make_reward(Grader(workers=1))(completions=["x"])
 
