@@ -93,3 +93,19 @@ def test_search_replace_reads_back_or_is_refused_whole(
     # refuses it (the export counts it), never puts it at a wrong place
     if result is not None and result.text is not None:
         assert result.text == after_text
+
+
+@pytest.mark.parametrize("strategy", ["search_replace", "unified_diff"])
+def test_a_final_newline_gained_reads_back(strategy: str) -> None:
+    before: dict[str, str | None] = {"dune": "(library\n (name a))"}
+    for after in ("(library\n (name a))\n", "(library\n (name b))\n"):
+        answer = write_answer(before, {"dune": after}, strategy)
+        assert read_back(answer, before) == {"dune": after}
+
+
+def test_a_final_newline_lost_cannot_be_written() -> None:
+    """No format can say it (the applier keeps a line's terminator): refused, not wrong."""
+    with pytest.raises(NotWritable, match="removes the newline at the end of a.ml"):
+        write_answer({"a.ml": "let a = 1\n"}, {"a.ml": "let a = 2"}, "search_replace")
+    with pytest.raises(NotWritable, match="without a final newline"):
+        write_answer({"a.ml": "let a = 1"}, {"a.ml": "let a = 2"}, "whole_file")

@@ -33,8 +33,14 @@ def write_answer(before: Texts, after: Texts, strategy: str) -> str:
     if not paths:
         raise NotWritable("the change is empty")
     for path in paths:
-        if after.get(path) is None:
+        new = after.get(path)
+        if new is None:
             raise NotWritable(f"the change deletes {path}, which no edit format can say")
+        old = before.get(path)
+        if old and _ends_line(old) and not _ends_line(new):
+            raise NotWritable(f"the change removes the newline at the end of {path}")
+        if strategy == "whole_file" and new and not _ends_line(new):
+            raise NotWritable(f"the change leaves {path} without a final newline")
     if strategy == "search_replace":
         return "\n".join(_search_replace(p, before.get(p), after[p] or "") for p in paths)
     if strategy == "unified_diff":
@@ -44,9 +50,23 @@ def write_answer(before: Texts, after: Texts, strategy: str) -> str:
     raise NotWritable(f"unknown strategy {strategy!r}")
 
 
+def _ends_line(text: str) -> bool:
+    return text.endswith(("\n", "\r"))
+
+
 def _lines(text: str) -> list[str]:
     """Lines without their terminators, as the parser reads an answer."""
     return [line.rstrip("\r\n") for line in split_keepends(text)]
+
+
+def _new_lines(old_text: str, new_text: str) -> list[str]:
+    """The new text's lines; an empty last line when it gains a final newline (the
+    applier gives a replaced last line the old one's missing terminator, and ends the
+    text with the empty line's)."""
+    lines = _lines(new_text)
+    if old_text and not _ends_line(old_text) and _ends_line(new_text):
+        lines.append("")
+    return lines
 
 
 def _block(path: str, old: Sequence[str], new: Sequence[str]) -> str:
@@ -89,7 +109,7 @@ def _span(a: Sequence[str], r: _Region) -> tuple[int, int]:
 def _search_replace(path: str, old_text: str | None, new_text: str) -> str:
     if old_text is None:
         return _block(path, [], _lines(new_text))
-    a, b = _lines(old_text), _lines(new_text)
+    a, b = _lines(old_text), _new_lines(old_text, new_text)
     matcher = difflib.SequenceMatcher(None, a, b, autojunk=False)
     regions: list[_Region] = []
     for tag, i1, i2, j1, j2 in matcher.get_opcodes():
@@ -111,7 +131,7 @@ def _search_replace(path: str, old_text: str | None, new_text: str) -> str:
 
 def _unified(path: str, old_text: str | None, new_text: str) -> str:
     a = [line + "\n" for line in _lines(old_text)] if old_text is not None else []
-    b = [line + "\n" for line in _lines(new_text)]
+    b = [line + "\n" for line in _new_lines(old_text or "", new_text)]
     src = f"a/{path}" if old_text is not None else "/dev/null"
     return "".join(difflib.unified_diff(a, b, src, f"b/{path}", n=3))
 
