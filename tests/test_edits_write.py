@@ -105,7 +105,7 @@ def test_a_final_newline_gained_reads_back(strategy: str) -> None:
 
 def test_a_final_newline_lost_cannot_be_written() -> None:
     """No format can say it (the applier keeps a line's terminator): refused, not wrong."""
-    with pytest.raises(NotWritable, match="removes the newline at the end of a.ml"):
+    with pytest.raises(NotWritable, match=r"removes the newline at the end of a\.ml"):
         write_answer({"a.ml": "let a = 1\n"}, {"a.ml": "let a = 2"}, "search_replace")
     with pytest.raises(NotWritable, match="without a final newline"):
         write_answer({"a.ml": "let a = 1"}, {"a.ml": "let a = 2"}, "whole_file")
