@@ -1,7 +1,7 @@
 """Training data and rewards (issue #18's figures).
 
 1. **Round trip** of exported episodes mined from real history: for each corpus
-   project (`corpus.py`: lwt, base, ocaml-containers), the newest N (40) first-parent
+   project (`corpus.py`: lwt, base, ocaml-containers), the newest N (200) first-parent
    commits, oldest first, are recorded into a snapshot store as the timeline (the
    sources of each commit's tree; their build states alternate green, red, green...,
    so the miner finds edit episodes over two commits and repair steps over one: real
@@ -12,7 +12,7 @@
 2. **Grading speed**: `ocaml_ai_ls.rewards` on rows exported from `tests/eval/tasks/
    calc` (checked by its tests), a batch of 24 completions (a third passing, a third
    with a type error, a third failing the tests) graded with 1 and with 2 workers in
-   warm local shadows: completions per second, median of `--runs` (3).
+   warm local shadows: completions per second, median of `--runs` (5).
 3. **Eval agreement**: `ocaml-ai-ls eval` (in-process runner) on the harness's tasks
    (`tests/eval/tasks/tasks.jsonl`) with the scripted model of
    `tests/test_eval_runner.py`, answers recorded; then each attempt's first answer
@@ -21,7 +21,7 @@
    exactly eval's "passed before repair" (the first answer passes).
 
     python -m benchmarks.training_data [--part all|roundtrip|grading|eval]
-                                       [--commits 40] [--projects lwt,base,...] [--runs 3]
+                                       [--commits 200] [--projects lwt,base,...] [--runs 5]
 """
 
 from __future__ import annotations
@@ -256,9 +256,9 @@ def eval_agreement(work: Path) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--part", choices=("all", "roundtrip", "grading", "eval"), default="all")
-    parser.add_argument("--commits", type=int, default=40)
+    parser.add_argument("--commits", type=int, default=200)
     parser.add_argument("--projects", default=",".join(PROJECTS))
-    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="ocaml-ai-train-bench-") as tmp:
         work = Path(tmp)
