@@ -29,6 +29,7 @@ COMMANDS = (
     "snapshot",
     "eval",
     "eval-import",
+    "dataset",
     "recover",
 )
 
@@ -115,6 +116,9 @@ def _parser(snapshot: bool = True) -> argparse.ArgumentParser:
     from .eval.import_cli import add_parser as add_import_parser
 
     add_import_parser(sub)
+    from .dataset.cli import add_parser as add_dataset_parser
+
+    add_dataset_parser(sub)
     doctor = sub.add_parser(
         "doctor",
         help="check the settings, the models, the OCaml tools and the metrics database",
@@ -351,6 +355,10 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         from .eval.import_cli import run as run_import
 
         return run_import(args)
+    if args.command == "dataset":
+        from .dataset.cli import run as run_dataset
+
+        return run_dataset(args)
     if args.command == "eval":
         from .eval.cli import run as run_eval
 

@@ -119,6 +119,19 @@ def prepare(
     return Prepared(current, base_text, context)
 
 
+def request_messages(
+    req: GenerateRequest,
+    ws: Workspace,
+    settings: Settings,
+    enc: Encoding,
+    index: WorkspaceIndex | None = None,
+) -> tuple[Prepared, list[ChatMessage]]:
+    """What the model is sent for a request (system and user messages), and the
+    prepared file they were made from; `dataset export` writes the same messages."""
+    prep = prepare(req, ws, settings, enc, index)
+    return prep, build_messages(prep.context, req.instruction, settings.model.strategy)
+
+
 def apply_parsed(
     parsed: ParseResult,
     prep: Prepared,
@@ -317,12 +330,12 @@ async def generate(
     t0 = time.perf_counter()
     report("context")
     try:
-        prep = prepare(req, ws, settings, support.encoding, index)
+        prep, sent = request_messages(req, ws, settings, support.encoding, index)
     except GenerationError as exc:
         result.error = str(exc)
         return result
     strategy = settings.model.strategy
-    messages = tuple(build_messages(prep.context, req.instruction, strategy))
+    messages = tuple(sent)
     result.prompt = [{"role": m.role, "content": m.content} for m in messages]
     result.timings["context_ms"] = (time.perf_counter() - t0) * 1000
     report("model")

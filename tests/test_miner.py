@@ -307,6 +307,7 @@ def test_diff_of_created_deleted_and_unterminated_files() -> None:
     )
     assert change.changed_lines == 4
     assert change.files_before == {"a.ml": "let a = 1\n", "b.ml": "let b = 2"}
+    assert change.files_after == {"a.ml": None, "b.ml": "let b = 3", "c.ml": "let c = 3\n"}
 
 
 # -- near-duplicates ------------------------------------------------------------
@@ -405,12 +406,23 @@ def test_json_lines_have_the_documented_shape(tmp_path: Path) -> None:
             "diff",
             "errors",
             "time",
+            "files_after",
+            "before",
+            "after",
+            "status_before",
+            "status_after",
         ]
     ] * 4
     first = rows[0]
     assert len(first["id"]) == 16 and int(first["id"], 16) >= 0
     assert first["instruction"] == "" and first["instruction_source"] == "none"
     assert rows[1]["errors"] == [asdict(TYPE_ERROR)]
+    # the change's two ends: the texts after, the snapshots and their build states
+    log = timeline(SESSION).log()
+    assert rows[0]["files_after"] == {"lib/shapes.ml": GREEN2["lib/shapes.ml"].decode()}
+    assert (rows[0]["before"], rows[0]["after"]) == (log[0].id, log[2].id)
+    assert (rows[0]["status_before"], rows[0]["status_after"]) == (GREEN, GREEN)
+    assert (rows[1]["before"], rows[1]["status_before"]) == (log[1].id, RED)
     assert len({r["id"] for r in rows}) == 4
     # the id is stable: the same change mined again has the same id
     assert [e.id for e in mine(timeline(SESSION), NO_CONTEXT).training] == [r["id"] for r in rows]

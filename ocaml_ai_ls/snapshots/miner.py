@@ -46,6 +46,13 @@ Fields of an example (one JSON line, keys in this order):
   an edit.
 - `time`: the closing snapshot's time (G2, or G), ISO 8601 UTC to the second
   (`2024-05-01T12:00:00Z`).
+- `files_after`: {path: text} of the changed files after the change (null: the
+  change deletes the file), so the change is known without applying `diff`.
+- `before`, `after`: the ids of the snapshots the change goes from and to (in
+  the store of the workspace), so the whole "before" tree can be read again.
+- `status_before`, `status_after`: their build states ("green", "red").
+
+The last five keys came later (for `dataset export`); the first ten are as they were.
 
 Near-duplicates: a change's *changed lines* are the diff's added and removed
 lines, each with its sign and whitespace collapsed (paths and context lines
@@ -179,6 +186,8 @@ class Change:
     normalized: tuple[str, ...]
     #: (path, 1-based line) of the first change in each file existing before.
     first_lines: dict[str, int]
+    #: The changed files after the change (None: deleted).
+    files_after: dict[str, str | None] = field(default_factory=dict)
 
 
 def _lines(text: str) -> list[str]:
@@ -200,6 +209,7 @@ def changed_paths(before: Files, after: Files) -> list[str]:
 def diff_trees(before: Files, after: Files, paths: Sequence[str]) -> Change | None:
     """The change before → after over `paths`; None when a file is not UTF-8 text."""
     texts_before: dict[str, str] = {}
+    texts_after: dict[str, str | None] = {}
     out: list[str] = []
     normalized: list[str] = []
     first_lines: dict[str, int] = {}
@@ -211,6 +221,7 @@ def diff_trees(before: Files, after: Files, paths: Sequence[str]) -> Change | No
             new = new_bytes.decode("utf-8") if new_bytes is not None else None
         except UnicodeDecodeError:
             return None
+        texts_after[path] = new
         a = _lines(old) if old is not None else []
         b = _lines(new) if new is not None else []
         src = f"a/{path}" if old is not None else "/dev/null"
@@ -225,7 +236,15 @@ def diff_trees(before: Files, after: Files, paths: Sequence[str]) -> Change | No
             opcodes = difflib.SequenceMatcher(None, a, b, autojunk=False).get_opcodes()
             first = next((i1 for tag, i1, *_ in opcodes if tag != "equal"), 0)
             first_lines[path] = min(first + 1, max(len(a), 1))
-    return Change(tuple(paths), texts_before, "".join(out), count, tuple(normalized), first_lines)
+    return Change(
+        tuple(paths),
+        texts_before,
+        "".join(out),
+        count,
+        tuple(normalized),
+        first_lines,
+        texts_after,
+    )
 
 
 @dataclass
@@ -241,8 +260,12 @@ class Example:
     context: str = ""
     instruction: str = ""
     instruction_source: str = "none"
-    #: Not written: what the context and the dedup need.
+    files_after: dict[str, str | None] = field(default_factory=dict)
     before_id: str = ""
+    after_id: str = ""
+    status_before: str = ""
+    status_after: str = ""
+    #: Not written: what the context and the dedup need.
     change: Change | None = None
 
     @property
@@ -261,6 +284,11 @@ class Example:
             "diff": self.diff,
             "errors": self.errors,
             "time": self.time,
+            "files_after": self.files_after,
+            "before": self.before_id,
+            "after": self.after_id,
+            "status_before": self.status_before,
+            "status_after": self.status_after,
         }
 
 
@@ -387,7 +415,11 @@ def collect(
                 diff=change.diff,
                 errors=errors,
                 time=iso_time(step.after.time),
+                files_after=change.files_after,
                 before_id=step.before.id,
+                after_id=step.after.id,
+                status_before=step.before.state.status,
+                status_after=step.after.state.status,
                 change=change,
             )
         )

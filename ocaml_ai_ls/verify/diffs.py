@@ -51,6 +51,19 @@ def files_to_check(diff: object, root: Path) -> dict[str, str | None]:
     return files
 
 
+def answer_files(
+    answer: str, root: Path, before: Mapping[str, str | None], target: str | None
+) -> dict[str, str | None]:
+    """The files of `before` (overrides of the files under `root`: the "before" state)
+    with a model's answer applied, as the pipeline would: every file the answer names
+    (a hunk without a path is for `target`, the request's file), no deletion. Raises
+    BadDiff when the answer gives no usable edit or does not apply."""
+    ws = Workspace(root, DocumentStore())
+    files = dict(before)
+    _apply_text(answer, ws, files, default=target, only=False)
+    return files
+
+
 def _apply_items(items: list[object], ws: Workspace, files: dict[str, str | None]) -> None:
     if not items:
         raise BadDiff("the diff lists no files")
@@ -89,12 +102,18 @@ def _apply_items(items: list[object], ws: Workspace, files: dict[str, str | None
 
 
 def _apply_text(
-    text: str, ws: Workspace, files: dict[str, str | None], default: str | None
+    text: str,
+    ws: Workspace,
+    files: dict[str, str | None],
+    default: str | None,
+    only: bool = True,
 ) -> None:
-    """Apply one diff text; `default` is the only path it may name (an item's path)."""
+    """Apply one diff text; `default` is the path of hunks that name none and, when
+    `only`, the only path it may name (an item's path); without `only`, a model's
+    answer: no deletions, as the pipeline reads one."""
     if not text.strip():
         raise BadDiff("the diff is empty")
-    rest, deleted = _split_deletions(text)
+    rest, deleted = _split_deletions(text) if only else (text, [])
     for written in deleted:
         rel = _rel(ws, written)
         _only(rel, default)
@@ -110,7 +129,8 @@ def _apply_text(
         if not edit.path and default is None:
             raise BadDiff("a hunk names no file: start it with '--- a/PATH' and '+++ b/PATH' lines")
         rel = _rel(ws, edit.path) if edit.path else (default or "")
-        _only(rel, default)
+        if only:
+            _only(rel, default)
         result = apply_file_edit(_current(ws, files, rel), edit)
         if result.text is None:
             failure = result.failures[0] if result.failures else None
