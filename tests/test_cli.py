@@ -52,3 +52,21 @@ def test_bad_arguments_exit_2() -> None:
         [sys.executable, "-m", "ocaml_ai_ls", "--tcp", "nowhere"], capture_output=True, text=True
     )
     assert done.returncode == 2 and "HOST:PORT" in done.stderr
+
+
+def test_the_command_line_imports_no_command_it_does_not_run() -> None:
+    """Building the parser (every run of every command does) stays light: the
+    pipeline, the eval runner, the dataset exporter, the HTTP stack of `ces serve`
+    and Ray are imported by the commands that use them, not by `edit` or `serve`."""
+    probe = (
+        "import sys\n"
+        "from ocaml_ai_ls.cli import _parser\n"
+        "_parser(snapshot=False).parse_args(['edit', 'a.ml', 'x'])\n"
+        "heavy = ['ocaml_ai_ls.pipeline', 'ocaml_ai_ls.eval.runner', "
+        "'ocaml_ai_ls.dataset.export', 'ocaml_ai_ls.snapshots.recorder', "
+        "'uvicorn', 'starlette', 'ray', 'lsprotocol.types']\n"
+        "print(' '.join(m for m in heavy if m in sys.modules))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == []

@@ -6,11 +6,13 @@ import threading
 from dataclasses import dataclass
 from enum import StrEnum
 from functools import cache
-from importlib import resources
-from pathlib import PurePath
+from pathlib import Path, PurePath
 
 import tree_sitter_ocaml
 from tree_sitter import Language, Node, Parser, Query, Tree
+
+#: The queries the engine loads (package data, beside the code).
+GRAMMARS = Path(__file__).resolve().parent.parent / "grammars" / "ocaml"
 
 
 class SourceKind(StrEnum):
@@ -54,7 +56,7 @@ def parse(data: bytes, kind: SourceKind, old_tree: Tree | None = None) -> Tree:
 
 
 def _query_source(name: str) -> str:
-    source = resources.files("ocaml_ai_ls").joinpath("grammars", "ocaml", f"{name}.scm")
+    source = GRAMMARS / f"{name}.scm"
     return source.read_text(encoding="utf-8")
 
 

@@ -25,10 +25,12 @@ import sys
 import tempfile
 import threading
 from functools import cache
-from importlib import metadata, resources
 from pathlib import Path
 
-from .parsing import SourceKind
+import tree_sitter
+import tree_sitter_ocaml
+
+from .parsing import GRAMMARS, SourceKind
 from .summary import Chunk, FileSummary
 
 log = logging.getLogger(__name__)
@@ -47,20 +49,18 @@ def store_dir() -> Path:
 @cache
 def fingerprint() -> str:
     """What summaries depend on besides the file: the summarizer's sources and
-    queries, the grammar's and tree-sitter's versions, Python's."""
+    queries, tree-sitter's version and the grammar's binary, Python's."""
     digest = hashlib.blake2b(digest_size=16)
-    package = resources.files("ocaml_ai_ls")
+    package = Path(__file__).resolve().parent.parent
     for name in _SOURCES:
-        digest.update(package.joinpath(name).read_bytes())
-    queries = package.joinpath("grammars", "ocaml")
-    for entry in sorted(queries.iterdir(), key=lambda e: e.name):
-        if entry.name.endswith(".scm"):
-            digest.update(entry.name.encode() + entry.read_bytes())
-    for dist in ("tree-sitter", "tree-sitter-ocaml"):
-        try:
-            digest.update(metadata.version(dist).encode())
-        except metadata.PackageNotFoundError:
-            digest.update(b"?")
+        digest.update((package / name).read_bytes())
+    for entry in sorted(GRAMMARS.glob("*.scm")):
+        digest.update(entry.name.encode() + entry.read_bytes())
+    binding = Path(tree_sitter_ocaml.__file__).parent
+    for so in sorted(binding.glob("_binding*")):  # the grammar: its size and time
+        stat = so.stat()
+        digest.update(f"{so.name} {stat.st_size} {stat.st_mtime_ns}".encode())
+    digest.update(getattr(tree_sitter, "__version__", "?").encode())
     digest.update(sys.version.encode())
     return digest.hexdigest()
 

@@ -12,12 +12,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from functools import lru_cache
-from importlib.resources import files
+from pathlib import Path
 
 #: English words too common to look up as names (data, one per line).
 STOPWORDS = frozenset(
     line.strip()
-    for line in (files(__package__) / "stopwords.txt").read_text("utf-8").splitlines()
+    for line in (Path(__file__).with_name("stopwords.txt")).read_text("utf-8").splitlines()
     if line.strip() and not line.startswith("#")
 )
 #: Identifiers of an instruction, maybe qualified (`IS.of_list`, `Lwt.Infix.( >>= )`).

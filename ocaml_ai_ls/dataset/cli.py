@@ -14,8 +14,9 @@ from typing import Any
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from ..cli_paths import absolute_path
     from ..config import STRATEGIES
-    from .export import FORMATS, MESSAGES
+    from . import FORMATS, MESSAGES
 
     parser = sub.add_parser(
         "dataset",
@@ -33,25 +34,28 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "examples go to train.jsonl and its held-out file's to test.jsonl; eval tasks "
         "(with a gold_diff) go to test.jsonl.",
     )
-    export.add_argument("input", type=Path, metavar="MINED.jsonl|TASKS.jsonl")
-    export.add_argument("--out", type=Path, required=True, metavar="DIR")
+    export.add_argument("input", type=absolute_path, metavar="MINED.jsonl|TASKS.jsonl")
+    export.add_argument("--out", type=absolute_path, required=True, metavar="DIR")
     export.add_argument("--format", choices=FORMATS, default=MESSAGES)
     export.add_argument(
         "--heldout",
-        type=Path,
+        type=absolute_path,
         metavar="FILE",
         help="the mined held-out examples (default: <input stem>.heldout.jsonl, if there)",
     )
     export.add_argument(
         "--project",
-        type=Path,
+        type=absolute_path,
         help="the workspace the examples were mined from (default: nearest dune-project)",
     )
     export.add_argument(
         "--strategy", choices=STRATEGIES, help="edit format (default: model.strategy)"
     )
     export.add_argument(
-        "--config", type=Path, metavar="FILE", help="an .ocaml-ai.toml (default: the project's)"
+        "--config",
+        type=absolute_path,
+        metavar="FILE",
+        help="an .ocaml-ai.toml (default: the project's)",
     )
     export.add_argument(
         "--keep-empty", action="store_true", help="keep mined examples without an instruction"

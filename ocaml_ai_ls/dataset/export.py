@@ -42,10 +42,8 @@ from ..pipeline import EditorSupport, GenerationError, apply_parsed, request_mes
 from ..providers.base import ChatMessage
 from ..verify.diffs import BadDiff, files_to_check
 from ..workspace import Workspace
+from . import PROMPT_COMPLETION
 from .episodes import TEST, TRAIN, Episode, Skipped
-
-MESSAGES, PROMPT_COMPLETION = "messages", "prompt-completion"
-FORMATS = (MESSAGES, PROMPT_COMPLETION)
 
 
 @dataclass

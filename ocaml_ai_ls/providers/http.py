@@ -11,9 +11,11 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import ssl
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
+from functools import cache
 from typing import Any, Protocol, TypeVar
 
 import httpx
@@ -136,6 +138,13 @@ class Answers:
         )
 
 
+@cache
+def _tls() -> ssl.SSLContext:
+    """The certificates every https client verifies with, loaded once: loading them
+    costs 20-30 ms per client. A plain-http endpoint (a local model) needs none."""
+    return httpx.create_ssl_context()
+
+
 class HttpProvider:
     """The shared half of a backend; subclasses set `provider` and implement
     `_complete`, `_models_path` and `_model_names`."""
@@ -157,6 +166,7 @@ class HttpProvider:
             timeout=httpx.Timeout(settings.request_timeout),
             headers=self._headers(api_key),
             transport=transport,
+            verify=_tls() if settings.base_url.lower().startswith("https:") else False,
         )
 
     # -- what a backend says about itself ----------------------------------------
