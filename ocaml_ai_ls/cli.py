@@ -8,6 +8,7 @@ the workspace's history with its build state and mines it into training data;
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
 import os
 import sys
@@ -332,6 +333,9 @@ def _describe(exc: BaseException) -> str:
 def _run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     """The parsed command, run."""
     if args.command == "edit":
+        # the imports make objects that live as long as the process: no cycle collection
+        # while they load (`run_edit` freezes them and collects as usual after)
+        gc.disable()
         from .headless import EditOptions, run_edit
 
         if args.candidates is not None and not 1 <= args.candidates <= 10:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import json
 import logging
 import os
@@ -185,6 +186,10 @@ async def _run(opts: EditOptions) -> int:
 
     ours, theirs = socket.socketpair()
     server = serve_in_thread(theirs)
+    # what the imports made lives as long as the process: out of the cycle collector's
+    # walks (each full one would go over all of lsprotocol's classes again)
+    gc.freeze()
+    gc.enable()
     await client.start_pair(ours)
     loop = asyncio.get_running_loop()
     try:

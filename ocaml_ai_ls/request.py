@@ -14,14 +14,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from lsprotocol import types
-from pygls.protocol import default_converter
 
-from .edits.workspace_edit import FileChange, to_json
+from .edits.workspace_edit import FileChange, lsp_converter, to_json
 from .verify.result import Verification
 
 MAX_INSTRUCTION_CHARS = 4000
 MAX_CANDIDATES = 10
-_converter = default_converter()  # type: ignore[no-untyped-call]
 
 
 class RequestError(ValueError):
@@ -42,7 +40,7 @@ def _range(value: Any, name: str) -> types.Range | None:
     if value is None:
         return None
     try:
-        rng: types.Range = _converter.structure(value, types.Range)
+        rng: types.Range = lsp_converter().structure(value, types.Range)
     except Exception:
         raise RequestError(
             f"`{name}` must be an LSP range {{start: {{line, character}}, end: ...}}"
@@ -100,11 +98,11 @@ def request_json(req: GenerateRequest) -> dict[str, Any]:
     """The argument object for a command that repeats this request."""
     out: dict[str, Any] = {"uri": req.uri, "instruction": req.instruction, "apply": req.apply}
     if req.range is not None:
-        out["range"] = _converter.unstructure(req.range)
+        out["range"] = lsp_converter().unstructure(req.range)
     if req.candidates is not None:
         out["candidates"] = req.candidates
     if req.comment is not None:
-        out["comment"] = _converter.unstructure(req.comment)
+        out["comment"] = lsp_converter().unstructure(req.comment)
     return out
 
 

@@ -79,9 +79,8 @@ class Session:
         self._background: set[asyncio.Future[None]] = set()
         #: Set when a root's first scan has ended (done, cancelled or failed).
         self.index_done: dict[Path, asyncio.Event] = {}
-        #: Roots a request waited on while they were indexed: not warmed after (see
-        #: `_build_index`).
-        self.index_waited: set[Path] = set()
+        #: Requests being answered: warming an index waits for none (see `_build_index`).
+        self.requests_running = 0
         #: Warm shadow builds per dune project root (None: none for that root).
         self.pools: dict[Path, ShadowPool | None] = {}
         #: Roots whose pool was tried as a dune project (not tried again when it failed).
@@ -271,12 +270,14 @@ class Session:
             progress.on_cancel(cancelled.set)
             await scan
             # requests slice from the whole index from now on; warming only spares later
-            # ones some work, and a request already waiting (a one-shot `edit`) would
-            # share the interpreter with it: then it warms only what it needs itself
+            # ones some work, so it gives way to any request (a one-shot `edit`'s would
+            # share the interpreter with it): a request warms what it needs itself
             done.set()
-            if index.root not in self.index_waited:
+            if not self.requests_running:
                 ws = Workspace(index.root, self.documents)
-                await asyncio.to_thread(warm, index, ws, stop)
+                await asyncio.to_thread(
+                    warm, index, ws, lambda: stop() or self.requests_running > 0
+                )
             await asyncio.to_thread(settle)
         except Exception:  # a bug here must not take the server down
             log.exception("indexing %s failed", index.root)
@@ -290,7 +291,6 @@ class Session:
         done = self.index_done.get(ws.root)
         if done is None or done.is_set():
             return
-        self.index_waited.add(ws.root)
         report("waiting for the workspace index")
         try:
             await asyncio.wait_for(done.wait(), INDEX_WAIT_SECONDS)

@@ -74,6 +74,14 @@ def _locate_again(session: Session, req: GenerateRequest, version: object) -> Ge
 
 async def run(session: Session, req: GenerateRequest, title: str) -> GenerateResult:
     """Run the pipeline with progress; a cancelled progress gives a cancelled result."""
+    session.requests_running += 1
+    try:
+        return await _run(session, req, title)
+    finally:
+        session.requests_running -= 1
+
+
+async def _run(session: Session, req: GenerateRequest, title: str) -> GenerateResult:
     ws = session.workspace_for(req.uri)
     progress = Progress(session.lsp, title)
     await progress.begin(STAGES[0])
