@@ -92,3 +92,22 @@ def test_usage_and_configuration_errors_exit_2(project: Path, model: ScriptedMod
     done = run_edit(project, model.base_url, SHAPES, "x")
     assert done.returncode == 2 and "model.temperature" in done.stderr
     assert model.requests == []
+
+
+def test_a_second_run_reads_the_index_from_the_store(
+    project: Path, model: ScriptedModel, tmp_path: Path
+) -> None:
+    """The first `edit` on a root leaves its file summaries in the cache directory (never
+    in the project); the second finds them there and leaves the store as it was."""
+    cache = tmp_path / "cache"
+    env = server_env(model.base_url, XDG_CACHE_HOME=str(cache))
+    model.set_default(REWRITE)
+    first = run_edit(project, model.base_url, f"{SHAPES}:9", "x", env=env)
+    assert first.returncode == 0, first.stderr
+    [store] = (cache / "ocaml-ai-ls" / "index").iterdir()
+    written = store.stat().st_mtime_ns
+    second = run_edit(project, model.base_url, f"{SHAPES}:9", "x", env=env)
+    assert second.returncode == 0, second.stderr
+    assert second.stdout == first.stdout
+    assert store.stat().st_mtime_ns == written  # every summary found: nothing to write
+    assert not list(project.rglob("*.pickle"))
