@@ -16,13 +16,12 @@ files after the change, the split it belongs to, and where it came from.
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from ..eval.importers import mined_task
+from ..eval.importers import mined_task, read_jsonl
 from ..eval.tasks import Task, TaskError, load_tasks, safe_relative
 from ..snapshots.store import SnapshotStore, StoreError, source_files
 
@@ -54,23 +53,9 @@ class Skipped:
         self.reasons[reason] = self.reasons.get(reason, 0) + 1
 
 
-def _rows(path: Path) -> Iterator[tuple[int, Any]]:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"{path}: cannot read: {exc}") from None
-    for number, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            yield number, json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise InputError(f"{path}:{number}: not JSON: {exc.msg}") from None
-
-
 def input_kind(path: Path) -> str:
     """MINED or EVAL, from the first row's keys; InputError when it is neither."""
-    for number, row in _rows(path):
+    for number, row in read_jsonl(path, InputError):
         if isinstance(row, dict) and "kind" in row and "diff" in row:
             return MINED
         if isinstance(row, dict) and "project" in row and "instruction" in row:
@@ -123,7 +108,7 @@ def mined_episodes(
     has_store = store.exists()
     now = source_files(project) if has_store else {}
     out: list[Episode] = []
-    for number, example in _rows(path):
+    for number, example in read_jsonl(path, InputError):
         if not isinstance(example, dict) or "kind" not in example:
             raise InputError(f"{path}:{number}: not a mined example")
         try:

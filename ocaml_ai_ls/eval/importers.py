@@ -29,18 +29,20 @@ from .tasks import Checks, Location, Task, TaskError, safe_relative, write_tasks
 _HUNK = re.compile(r"^@@ -(\d+)(?:,(\d+))? \+(\d+)(?:,(\d+))? @@")
 
 
-def _jsonl(path: Path) -> Iterator[tuple[int, Any]]:
+def read_jsonl(path: Path, error: type[ValueError] = TaskError) -> Iterator[tuple[int, Any]]:
+    """Each JSON line of `path` with its 1-based number, blank lines skipped; a file
+    that cannot be read or a line that is not JSON raises `error` saying where."""
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        raise TaskError(f"{path}: cannot read: {exc}") from None
+        raise error(f"{path}: cannot read: {exc}") from None
     for number, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
         try:
             yield number, json.loads(line)
         except json.JSONDecodeError as exc:
-            raise TaskError(f"{path}:{number}: not JSON: {exc.msg} (column {exc.colno})") from None
+            raise error(f"{path}:{number}: not JSON: {exc.msg} (column {exc.colno})") from None
 
 
 def _strip_prefix(name: str) -> str | None:
@@ -138,7 +140,7 @@ def import_mined(heldout: Path, project: Path, out: Path, keep_empty: bool = Fal
     if not project.is_dir():
         raise TaskError(f"{project}: not a directory (the workspace the examples came from)")
     tasks: list[Task] = []
-    for number, example in _jsonl(heldout):
+    for number, example in read_jsonl(heldout):
         if not isinstance(example, dict):
             raise TaskError(f"{heldout}:{number}: an example must be a JSON object")
         try:
@@ -178,7 +180,7 @@ def _problems(path: Path) -> list[tuple[str, dict[str, Any]]]:
     elif isinstance(whole, dict):
         items = [(str(path), whole)]
     else:
-        items = [(f"{path}:{n}", p) for n, p in _jsonl(path)]
+        items = [(f"{path}:{n}", p) for n, p in read_jsonl(path)]
     for where, problem in items:
         if not isinstance(problem, dict):
             raise TaskError(f"{where}: a problem must be a JSON object")
