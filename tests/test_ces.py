@@ -3,6 +3,7 @@ process, `ces check` from the command line, and the diff → files step."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -87,15 +88,15 @@ def env_with_cache(cache: Path) -> dict[str, str]:
     return {**os.environ, "XDG_CACHE_HOME": str(cache)}
 
 
-@pytest.fixture(scope="module")
-def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
-    base = tmp_path_factory.mktemp("ces")
+@contextlib.contextmanager
+def serving(base: Path, *args: str) -> Iterator[Service]:
+    """A real `ces serve ARGS` process on a fresh copy of the project under `base`."""
     root = write_project(base / "calc")
     digest = tree_digest(root)
     cache, stderr = base / "cache", base / "stderr.txt"
     with stderr.open("w") as err:
         proc = subprocess.Popen(
-            cli("serve", "--root", str(root), "--workers", "2", "--port", "0"),
+            cli("serve", "--root", str(root), *args, "--port", "0"),
             stdout=subprocess.PIPE,
             stderr=err,
             text=True,
@@ -113,6 +114,12 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
         if proc.poll() is None:
             proc.kill()
         proc.wait(10)
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+    with serving(tmp_path_factory.mktemp("ces"), "--workers", "2") as running:
+        yield running
 
 
 @pytest.fixture(scope="module")

@@ -8,16 +8,13 @@ One worker and a queue of 8, so the queue does fill and 503s are exercised.
 from __future__ import annotations
 
 import asyncio
-import queue
-import subprocess
-import threading
 from collections import Counter
 from collections.abc import Iterator
 
 import httpx
 import pytest
 
-from .test_ces import GOOD, TYPE_ERROR, Service, cli, env_with_cache, tree_digest, write_project
+from .test_ces import GOOD, TYPE_ERROR, Service, serving, tree_digest
 
 REQUESTS, CLIENTS, QUEUE = 200, 80, 8
 BAD = GOOD.replace("-let double x = 2 * x", "-let double x = 3 * x")  # does not apply
@@ -26,30 +23,8 @@ BAD = GOOD.replace("-let double x = 2 * x", "-let double x = 3 * x")  # does not
 @pytest.fixture(scope="module")
 def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     base = tmp_path_factory.mktemp("ces-load")
-    root = write_project(base / "calc")
-    digest = tree_digest(root)
-    cache, stderr = base / "cache", base / "stderr.txt"
-    args = ["--root", str(root), "--workers", "1", "--queue", str(QUEUE), "--port", "0"]
-    with stderr.open("w") as err:
-        proc = subprocess.Popen(
-            cli("serve", *args),
-            stdout=subprocess.PIPE,
-            stderr=err,
-            text=True,
-            env=env_with_cache(cache),
-        )
-    lines: queue.Queue[str] = queue.Queue()
-    assert proc.stdout is not None
-    out = proc.stdout
-    threading.Thread(target=lambda: lines.put(out.readline()), daemon=True).start()
-    try:
-        line = lines.get(timeout=60)
-        assert line.startswith("ces: serving http://127.0.0.1:"), (line, stderr.read_text())
-        yield Service(proc, line.split()[-1], root, digest, cache, stderr)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait(10)
+    with serving(base, "--workers", "1", "--queue", str(QUEUE)) as running:
+        yield running
 
 
 async def _load(url: str) -> list[httpx.Response]:
