@@ -1,4 +1,5 @@
-"""What both examples share: reading `dataset export`'s rows, and a tiny model.
+"""What both examples share: their common options, reading `dataset export`'s rows,
+the trainer settings they agree on, saving the run, and a tiny model.
 
 `tiny_model` builds a randomly initialised causal LM and a tokenizer trained on the
 rows themselves, in code, with nothing downloaded: the smoke test runs the real
@@ -8,6 +9,7 @@ trainers on it. For real use, pass `--model` a small open code model (e.g.
 
 from __future__ import annotations
 
+import argparse
 import json
 from pathlib import Path
 from typing import Any
@@ -20,6 +22,44 @@ CHAT_TEMPLATE = (
     "{% if add_generation_prompt %}<|assistant|>{% endif %}"
 )
 SPECIAL = ["<|pad|>", "<|endoftext|>", "<|system|>", "<|user|>", "<|assistant|>", "<|end|>"]
+
+
+def parser(description: str, learning_rate: float) -> argparse.ArgumentParser:
+    """The options both trainers take; each adds its own."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--data", type=Path, required=True, help="dataset export's --out")
+    parser.add_argument("--out", type=Path, required=True, help="where the model is saved")
+    model = parser.add_mutually_exclusive_group(required=True)
+    model.add_argument("--model", help="a model name or directory to start from")
+    model.add_argument("--tiny", action="store_true", help="a random tiny model (smoke test)")
+    parser.add_argument("--split", default="train", help="train (default) or test")
+    parser.add_argument("--max-steps", type=int, default=-1)
+    parser.add_argument("--epochs", type=float, default=1.0)
+    parser.add_argument("--learning-rate", type=float, default=learning_rate)
+    return parser
+
+
+def trainer_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """The TRL config both trainers are given: a log line per step, no checkpoints,
+    no tracker, the CPU for the tiny model."""
+    return {
+        "output_dir": str(args.out),
+        "max_steps": args.max_steps,
+        "num_train_epochs": args.epochs,
+        "learning_rate": args.learning_rate,
+        "logging_steps": 1,
+        "save_strategy": "no",
+        "report_to": "none",
+        "use_cpu": args.tiny,
+    }
+
+
+def save_run(trainer: Any, out: Path) -> list[dict[str, Any]]:
+    """The trained model and the trainer's log (`log_history.json`), in `out`."""
+    trainer.save_model(str(out))
+    history: list[dict[str, Any]] = trainer.state.log_history
+    (out / "log_history.json").write_text(json.dumps(history, indent=1))
+    return history
 
 
 def load_rows(data: Path, split: str) -> list[dict[str, Any]]:

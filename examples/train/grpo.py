@@ -26,7 +26,15 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import as_dataset, load_model, load_rows, tiny_model  # noqa: E402
+from common import (
+    as_dataset,
+    load_model,
+    load_rows,
+    parser,
+    save_run,
+    tiny_model,
+    trainer_settings,
+)
 
 
 def prompt_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -39,25 +47,25 @@ def prompt_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--data", type=Path, required=True, help="dataset export's --out")
-    parser.add_argument("--out", type=Path, required=True, help="where the model is saved")
-    model = parser.add_mutually_exclusive_group(required=True)
-    model.add_argument("--model", help="a model name or directory to start from")
-    model.add_argument("--tiny", action="store_true", help="a random tiny model (smoke test)")
-    parser.add_argument("--split", default="train", help="train (default) or test")
-    parser.add_argument("--ces-url", help="a `ces serve` URL (default: local shadows)")
-    parser.add_argument("--workers", type=int, default=2, help="checks at once")
-    parser.add_argument("--tests", action=argparse.BooleanOptionalAction, default=None,
-                        help="run the tests (default: as each row says)")
-    parser.add_argument("--max-steps", type=int, default=-1)
-    parser.add_argument("--epochs", type=float, default=1.0)
-    parser.add_argument("--num-generations", type=int, default=4)
-    parser.add_argument("--max-completion-length", type=int, default=512)
-    parser.add_argument("--learning-rate", type=float, default=1e-6)
-    parser.add_argument("--generation-kwargs", type=json.loads, default=None, metavar="JSON",
-                        help="passed to generation (e.g. temperature, top_p)")
-    args = parser.parse_args(argv)
+    options = parser(__doc__.split("\n")[0], learning_rate=1e-6)
+    options.add_argument("--ces-url", help="a `ces serve` URL (default: local shadows)")
+    options.add_argument("--workers", type=int, default=2, help="checks at once")
+    options.add_argument(
+        "--tests",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="run the tests (default: as each row says)",
+    )
+    options.add_argument("--num-generations", type=int, default=4)
+    options.add_argument("--max-completion-length", type=int, default=512)
+    options.add_argument(
+        "--generation-kwargs",
+        type=json.loads,
+        default=None,
+        metavar="JSON",
+        help="passed to generation (e.g. temperature, top_p)",
+    )
+    args = options.parse_args(argv)
 
     from trl import GRPOConfig, GRPOTrainer
 
@@ -78,18 +86,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         return rewards
 
     config = GRPOConfig(
-        output_dir=str(args.out),
-        max_steps=args.max_steps,
-        num_train_epochs=args.epochs,
+        **trainer_settings(args),
         per_device_train_batch_size=args.num_generations,
         num_generations=args.num_generations,
         max_completion_length=args.max_completion_length,
-        learning_rate=args.learning_rate,
         generation_kwargs=args.generation_kwargs,
-        logging_steps=1,
-        save_strategy="no",
-        report_to="none",
-        use_cpu=args.tiny,
     )
     trainer = GRPOTrainer(
         model=net,
@@ -102,10 +103,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         trainer.train()
     finally:
         grader.close()
-    trainer.save_model(str(args.out))
-    history = trainer.state.log_history
-    (args.out / "log_history.json").write_text(json.dumps(history, indent=1))
-    return {"log_history": history, "rewards": given}
+    return {"log_history": save_run(trainer, args.out), "rewards": given}
 
 
 if __name__ == "__main__":
