@@ -353,12 +353,19 @@ def read_config_file(root: Path | None) -> dict[str, Any]:
     """The `.ocaml-ai.toml` layer at the workspace root, or {} if there is none."""
     if root is None:
         return {}
-    path = root / CONFIG_FILE
+    return read_config_path(root / CONFIG_FILE, missing_ok=True)
+
+
+def read_config_path(path: Path, missing_ok: bool = False) -> dict[str, Any]:
+    """The layer of a settings file (a `--config FILE` too); SettingsError naming it when
+    it cannot be read or is not TOML ({} for a missing file when `missing_ok`)."""
     try:
         with path.open("rb") as fh:
             return tomllib.load(fh)
-    except FileNotFoundError:
-        return {}
+    except FileNotFoundError as exc:
+        if missing_ok:
+            return {}
+        raise SettingsError(f"{path}: {exc}") from None
     except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise SettingsError(f"{path}: {exc}") from None
 

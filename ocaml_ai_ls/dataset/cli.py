@@ -68,18 +68,9 @@ def _fail(message: str) -> int:
 
 
 def _settings(config: Path | None, project: Path) -> Any:
-    import tomllib
+    from ..config import SettingsError, SettingsLayers, read_config_file, read_config_path
 
-    from ..config import SettingsError, SettingsLayers, read_config_file
-
-    if config is not None:
-        try:
-            with config.open("rb") as fh:
-                layer = tomllib.load(fh)
-        except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-            raise SettingsError(f"{config}: {exc}") from None
-    else:
-        layer = read_config_file(project)
+    layer = read_config_path(config) if config is not None else read_config_file(project)
     settings, errors = SettingsLayers(file=layer).build()
     if errors:
         raise SettingsError("; ".join(errors))

@@ -26,7 +26,6 @@ import shutil
 import signal
 import sys
 import time
-import tomllib
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -43,6 +42,7 @@ from ..config import (
     SettingsLayers,
     api_key,
     read_config_file,
+    read_config_path,
 )
 from ..context.index import WorkspaceIndex
 from ..documents import DocumentStore
@@ -114,11 +114,7 @@ def load_settings(config: Path | None, tasks_file: Path, tasks: Sequence[Task]) 
     the environment (`OCAML_AI_BASE_URL`, `OCAML_AI_MODEL`) on top."""
     try:
         if config is not None:
-            try:
-                with config.open("rb") as fh:
-                    layer = tomllib.load(fh)
-            except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-                raise SettingsError(f"{config}: {exc}") from None
+            layer = read_config_path(config)
         elif (tasks_file.parent / CONFIG_FILE).is_file():
             layer = read_config_file(tasks_file.parent)
         else:
