@@ -89,9 +89,9 @@ def env_with_cache(cache: Path) -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def serving(base: Path, *args: str) -> Iterator[Service]:
-    """A real `ces serve ARGS` process on a fresh copy of the project under `base`."""
-    root = write_project(base / "calc")
+def serving(root: Path, base: Path, *args: str) -> Iterator[Service]:
+    """A real `ces serve ARGS` process on the project at `root` (its cache and stderr
+    under `base`)."""
     digest = tree_digest(root)
     cache, stderr = base / "cache", base / "stderr.txt"
     with stderr.open("w") as err:
@@ -118,7 +118,8 @@ def serving(base: Path, *args: str) -> Iterator[Service]:
 
 @pytest.fixture(scope="module")
 def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
-    with serving(tmp_path_factory.mktemp("ces"), "--workers", "2") as running:
+    base = tmp_path_factory.mktemp("ces")
+    with serving(write_project(base / "calc"), base, "--workers", "2") as running:
         yield running
 
 

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from .test_ces import GOOD, TYPE_ERROR, Service, serving, tree_digest
+from .test_ces import GOOD, TYPE_ERROR, Service, serving, tree_digest, write_project
 
 REQUESTS, CLIENTS, QUEUE = 200, 80, 8
 BAD = GOOD.replace("-let double x = 2 * x", "-let double x = 3 * x")  # does not apply
@@ -23,7 +23,8 @@ BAD = GOOD.replace("-let double x = 2 * x", "-let double x = 3 * x")  # does not
 @pytest.fixture(scope="module")
 def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     base = tmp_path_factory.mktemp("ces-load")
-    with serving(base, "--workers", "1", "--queue", str(QUEUE)) as running:
+    root = write_project(base / "calc")
+    with serving(root, base, "--workers", "1", "--queue", str(QUEUE)) as running:
         yield running
 
 

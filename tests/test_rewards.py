@@ -5,11 +5,7 @@ local shadows and through a real `ces serve`, in TRL's calling convention."""
 from __future__ import annotations
 
 import json
-import queue
 import shutil
-import subprocess
-import sys
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,6 +14,8 @@ import pytest
 
 from ocaml_ai_ls import cli
 from ocaml_ai_ls.rewards import Grader, completion_text, make_reward
+
+from .test_ces import serving
 
 pytestmark = pytest.mark.skipif(shutil.which("dune") is None, reason="needs dune")
 
@@ -130,38 +128,9 @@ def test_a_broken_row_is_zero_not_a_crash(rows: list[dict[str, Any]]) -> None:
 
 @pytest.fixture(scope="module")
 def ces_url(rows: list[dict[str, Any]], tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    root = rows[0]["provenance"]["project"]
-    err = tmp_path_factory.mktemp("ces") / "stderr.txt"
-    with err.open("w") as fh:
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "ocaml_ai_ls",
-                "ces",
-                "serve",
-                "--root",
-                root,
-                "--workers",
-                "2",
-                "--port",
-                "0",
-            ],
-            stdout=subprocess.PIPE,
-            stderr=fh,
-            text=True,
-        )
-    lines: queue.Queue[str] = queue.Queue()
-    assert proc.stdout is not None
-    out = proc.stdout
-    threading.Thread(target=lambda: lines.put(out.readline()), daemon=True).start()
-    try:
-        line = lines.get(timeout=60)
-        assert line.startswith("ces: serving http://127.0.0.1:"), (line, err.read_text())
-        yield line.split()[-1]
-    finally:
-        proc.terminate()
-        proc.wait(30)
+    root = Path(rows[0]["provenance"]["project"])
+    with serving(root, tmp_path_factory.mktemp("ces"), "--workers", "2") as service:
+        yield service.url
 
 
 def test_every_grade_through_ces_serve(rows: list[dict[str, Any]], ces_url: str) -> None:
