@@ -12,6 +12,13 @@ from pathlib import Path
 SKIPPED_DIRS = frozenset({".git", "_build", "_opam", "node_modules", ".hg", ".svn"})
 
 
+def cache_dir() -> Path:
+    """`$XDG_CACHE_HOME/ocaml-ai-ls` (default ~/.cache): what may be dropped and made
+    again (the shadow builds, the index's stored summaries), never in a workspace."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "ocaml-ai-ls"
+
+
 def is_skipped_dir(name: str) -> bool:
     """A directory never read for context, never mirrored, never edited: build, VCS, hidden."""
     return name in SKIPPED_DIRS or name.startswith(".")

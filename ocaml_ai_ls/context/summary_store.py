@@ -30,6 +30,7 @@ from pathlib import Path
 import tree_sitter
 import tree_sitter_ocaml
 
+from ..paths import cache_dir
 from .parsing import GRAMMARS, SourceKind
 from .summary import Chunk, FileSummary
 
@@ -42,8 +43,7 @@ _SOURCES = ("context/summary.py", "context/parsing.py")
 
 
 def store_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "ocaml-ai-ls" / "index"
+    return cache_dir() / "index"
 
 
 @cache

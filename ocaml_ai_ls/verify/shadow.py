@@ -21,7 +21,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ..ignores import counts, walk_project
-from ..paths import is_skipped_dir
+from ..paths import cache_dir, is_skipped_dir
 from ..source_text import encode, write_source
 from .compiler_output import parse_compiler_output
 from .result import (
@@ -47,8 +47,7 @@ SHADOW_WORKSPACE = "(lang dune 2.0)\n(env (_ (flags (:standard -no-keep-locs))))
 
 def cache_root() -> Path:
     """Where shadows live: `$XDG_CACHE_HOME/ocaml-ai-ls/shadows` (never in the workspace)."""
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "ocaml-ai-ls" / "shadows"
+    return cache_dir() / "shadows"
 
 
 def shadow_dir(root: Path, index: int, cache: Path | None = None) -> Path:
