@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from ocaml_ai_ls.context.index import WorkspaceIndex
+from ocaml_ai_ls.context.parsing import SourceKind
 from ocaml_ai_ls.context.summary import FileSummary
 from ocaml_ai_ls.context.summary_store import SummaryStore, fingerprint, store_dir
 
@@ -121,3 +122,20 @@ def test_an_unwritable_cache_directory_only_costs_speed(
     monkeypatch.setenv("XDG_CACHE_HOME", str(blocker))
     index = scanned(root, SummaryStore.for_root(root))
     assert index.ready.is_set() and index.definers("area")
+
+
+def test_the_store_lets_go_after_its_scan(root: Path) -> None:
+    """A long session does not keep the stored summaries: after the scan a file read
+    again is summarised as usual, and nothing more is recorded or written."""
+    scanned(root, SummaryStore.for_root(root))
+    store = SummaryStore.for_root(root)
+    index = scanned(root, store)
+    assert store.hits == 3
+    data = (root / "main.ml").read_bytes()
+    assert store.get(SourceKind.IMPLEMENTATION, data)[1] is None
+    (root / "main.ml").write_text("let () = print_endline Shapes.(string_of_float 1.)\n")
+    index.changed(root / "main.ml")
+    assert index.summary(root / "main.ml") is not None
+    written = store.path.stat().st_mtime_ns
+    store.save()
+    assert store.path.stat().st_mtime_ns == written

@@ -70,7 +70,11 @@ def content_key(kind: SourceKind, data: bytes) -> Key:
 
 
 class SummaryStore:
-    """One root's summaries by content key: read once, written back when they changed."""
+    """One root's summaries by content key: read once, written back when they changed.
+
+    It serves one scan: `save` ends it and lets go of what was read, so a long session
+    does not keep the summaries of texts its files no longer have (a file changed
+    later is summarised as the index always does)."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -78,6 +82,7 @@ class SummaryStore:
         self._stored: dict[Key, tuple[int, tuple[Chunk, ...]]] | None = None
         #: What this run used or made: what the next run will find.
         self._used: dict[Key, tuple[int, tuple[Chunk, ...]]] = {}
+        self._saved = False
         self.hits = 0
         self.misses = 0
 
@@ -104,9 +109,9 @@ class SummaryStore:
         """The stored summary of these bytes, if the last run had it (and the key)."""
         key = content_key(kind, data)
         with self._lock:
-            if self._stored is None:
+            if self._stored is None and not self._saved:
                 self._stored = self._load()
-            found = self._stored.get(key)
+            found = self._stored.get(key) if self._stored is not None else None
             if found is None:
                 self.misses += 1
                 return key, None
@@ -116,15 +121,18 @@ class SummaryStore:
 
     def put(self, key: Key, summary: FileSummary) -> None:
         with self._lock:
-            self._used[key] = (summary.line_count, summary.chunks)
+            if not self._saved:
+                self._used[key] = (summary.line_count, summary.chunks)
 
     def save(self) -> None:
         """Write what this run used, unless it is what was read (the usual warm run)."""
         with self._lock:
-            if self._stored is not None and self._used.keys() == self._stored.keys():
+            if self._saved:
                 return
-            entries = dict(self._used)
-            self._stored = entries
+            entries, stored = self._used, self._stored
+            self._saved, self._used, self._stored = True, {}, None
+        if stored is not None and entries.keys() == stored.keys():
+            return
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(prefix=".store-", dir=self.path.parent)
